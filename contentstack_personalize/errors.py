@@ -348,8 +348,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
+        if when.tzinfo is None:  # "-0000" means UTC with no zone information
+            import datetime
+
+            when = when.replace(tzinfo=datetime.timezone.utc)
         current = time.time() if now is None else now
         return max(0.0, when.timestamp() - current)
     if seconds != seconds or seconds < 0:  # NaN or negative

@@ -1,0 +1,497 @@
+"""The pure HTTP core shared by the sync and async clients.
+
+Owns: the retry policy and its decisions (backoff with jitter, ``Retry-After``), the client-side
+rate limiter for the Management API, header and body redaction, the exchange records handed to
+observers (the debugger), user UID checks, and the mapping of transport failures to our errors.
+Nothing here performs I/O; the thin shells in ``client.py`` do.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+import httpx
+
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    TransportError,
+    ValidationError,
+    parse_retry_after,
+)
+
+__all__ = [
+    "Exchange",
+    "ExchangeHook",
+    "RateLimiter",
+    "RetryPolicy",
+    "check_user_uid",
+    "redact_body",
+    "redact_headers",
+    "shared_rate_limiter",
+    "user_uid_problem",
+]
+
+Api = Literal["edge", "management", "cma", "oauth"]
+
+#: Header names whose values are credentials.
+SECRET_HEADERS = frozenset(
+    {"authtoken", "authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
+)
+#: JSON keys whose values are credentials, wherever they appear in a body.
+SECRET_KEYS = (
+    "authtoken",
+    "password",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "tfa_token",
+    "code_verifier",
+)
+REDACTED = "[REDACTED]"
+
+_SECRET_KEY_RE = re.compile(
+    r'("(?:' + "|".join(SECRET_KEYS) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE
+)
+_SECRET_FORM_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(SECRET_KEYS) + r")=[^&\s]*")
+
+
+def redact_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]:
+    """A copy of ``headers`` with credential values replaced by ``[REDACTED]``."""
+    return {
+        k: (REDACTED if k.lower() in SECRET_HEADERS else v)
+        for k, v in (
+            headers.multi_items() if isinstance(headers, httpx.Headers) else headers.items()
+        )
+    }
+
+
+def redact_body(text: str) -> str:
+    """Mask credential values in a JSON or form-encoded body (login, OAuth token answers)."""
+    lowered = text.lower()
+    if not any(key in lowered for key in SECRET_KEYS):
+        return text
+    text = _SECRET_KEY_RE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    return _SECRET_FORM_RE.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# User UIDs
+# ---------------------------------------------------------------------------------------------
+
+#: Longest user UID accepted. Not a documented API limit: it keeps the header far below the
+#: 8 KiB header limits common in proxies and load balancers.
+MAX_USER_UID_LENGTH = 1024
+
+_UID_OK = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def user_uid_problem(uid: object) -> str | None:
+    """Why ``uid`` cannot be sent as a Personalize user UID, or ``None`` when it can.
+
+    A UID travels in the ``x-cs-personalize-user-uid`` header, so it must be a non-empty string
+    of printable ASCII (spaces allowed inside, not at either end), at most
+    :data:`MAX_USER_UID_LENGTH` characters. Non-ASCII is refused rather than guessed at: header
+    encodings beyond ASCII are not interoperable, and the API documents none.
+    """
+    if not isinstance(uid, str):
+        return f"user UID must be a string, not {type(uid).__name__}"
+    if not uid:
+        return "user UID is empty"
+    if len(uid) > MAX_USER_UID_LENGTH:
+        return f"user UID is longer than {MAX_USER_UID_LENGTH} characters"
+    if _UID_OK.fullmatch(uid):
+        return None
+    if not uid.strip():
+        return "user UID is only whitespace"
+    if uid != uid.strip():
+        return "user UID has leading or trailing whitespace"
+    for ch in uid:
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F:
+            return f"user UID contains control character {ch!r}"
+        if code > 0x7E:
+            return f"user UID contains non-ASCII character {ch!r}"
+    return "user UID is not a valid header value"  # pragma: no cover - covered by the above
+
+
+def check_user_uid(uid: object) -> str:
+    """Return ``uid`` if it can be sent, else raise :class:`ValidationError` naming it."""
+    problem = user_uid_problem(uid)
+    if problem is not None:
+        shown = repr(uid)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ValidationError(f"{problem}: {shown}; nothing was sent")
+    assert isinstance(uid, str)
+    return uid
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry policy
+# ---------------------------------------------------------------------------------------------
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how long to wait before trying a request again.
+
+    Retries 429, 500, 502, 503 and 504 answers, timeouts and dropped or refused connections;
+    never another 4xx. The wait before attempt ``n+1`` is
+    ``min(max_delay, initial_delay * multiplier ** (n-1))`` scaled by a random factor in
+    ``[1 - jitter, 1]``, unless the server sent ``Retry-After`` (seconds or an HTTP date), which
+    is honoured up to ``max_retry_after``.
+
+    Example::
+
+        client = PersonalizeClient(project_uid, retry=RetryPolicy(max_attempts=8, max_delay=60))
+        RetryPolicy.disabled()            # one attempt only
+        RetryPolicy(sleep=False)          # decide as usual but never wait (tests)
+    """
+
+    max_attempts: int = 5
+    initial_delay: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.5
+    max_retry_after: float = 120.0
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    retry_timeouts: bool = True
+    retry_connection_errors: bool = True
+    sleep: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError("RetryPolicy.max_attempts must be at least 1")
+        if self.initial_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ConfigurationError("RetryPolicy delays must not be negative")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ConfigurationError("RetryPolicy.jitter must be between 0 and 1")
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_attempts=1)
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based), with jitter."""
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** max(0, attempt - 1))
+        if self.jitter:
+            factor = 1.0 - self.jitter * (rng or random).random()
+            base *= factor
+        return base
+
+    def retryable_status(self, status_code: int) -> bool:
+        """Whether an answer with this status is worth another attempt."""
+        return status_code in self.retry_statuses
+
+    def retryable_exception(self, exc: BaseException) -> bool:
+        """Whether this transport failure is worth another attempt."""
+        if isinstance(exc, httpx.TimeoutException):
+            return self.retry_timeouts
+        if isinstance(exc, httpx.TransportError):
+            # Connect errors, dropped connections, protocol errors. Not "unsupported protocol"
+            # or proxy misconfiguration, which will not fix themselves.
+            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.ProxyError)):
+                return False
+            return self.retry_connection_errors
+        return False
+
+    def next_delay(
+        self,
+        attempt: int,
+        *,
+        status_code: int | None = None,
+        exc: BaseException | None = None,
+        retry_after: str | None = None,
+        rng: random.Random | None = None,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to stop retrying.
+
+        ``attempt`` is the number of the attempt that just failed (1-based).
+        """
+        if attempt >= self.max_attempts:
+            return None
+        if exc is not None:
+            if not self.retryable_exception(exc):
+                return None
+        elif status_code is None or not self.retryable_status(status_code):
+            return None
+        server_wait = parse_retry_after(retry_after)
+        if server_wait is not None:
+            return min(server_wait, self.max_retry_after)
+        return self.backoff(attempt, rng)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limiting (Management API: 10 requests per second per organization)
+# ---------------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A sliding-window limiter: at most ``rate`` requests start in any ``per`` seconds.
+
+    Callers *reserve* a start time under a lock and then wait outside it, so the same limiter is
+    safe from many threads and many event loops at once: ``acquire()`` sleeps with
+    ``time.sleep``; ``await aacquire()`` with ``asyncio.sleep``.
+
+    ``margin`` widens the window a little because requests reach the server later than they
+    leave us, by a varying delay.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        per: float = 1.0,
+        *,
+        margin: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or per <= 0:
+            raise ConfigurationError("rate limit must be a positive number of requests per period")
+        self.rate = rate
+        self.per = per
+        self._window = per + margin
+        self._capacity = max(1, int(rate))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._slots: deque[float] = deque()
+
+    def reserve(self) -> float:
+        """Claim the next start slot; return how many seconds to wait until it."""
+        with self._lock:
+            now = self._clock()
+            slot = now
+            if len(self._slots) >= self._capacity:
+                slot = max(now, self._slots[0] + self._window)
+                self._slots.popleft()
+            if self._slots and slot < self._slots[-1]:
+                slot = self._slots[-1]
+            self._slots.append(slot)
+            return slot - now
+
+    def acquire(self) -> float:
+        """Block the calling thread until a request may start; return the time waited."""
+        wait = self.reserve()
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    async def aacquire(self) -> float:
+        """Wait (without blocking the event loop) until a request may start."""
+        wait = self.reserve()
+        if wait > 0:
+            import asyncio
+
+            await asyncio.sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(rate={self.rate}, per={self.per})"
+
+
+_LIMITERS: dict[tuple[str, str, float, float], RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_rate_limiter(
+    base_url: str, organization: str, rate: float, per: float = 1.0
+) -> RateLimiter:
+    """The process-wide limiter for one organization on one Management API host.
+
+    Every client object talking to the same organization shares it, so two clients (or two
+    threads, or a sync and an async client) together stay under the organization's limit.
+    """
+    key = (base_url.rstrip("/"), organization, float(rate), float(per))
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = RateLimiter(rate, per)
+        return limiter
+
+
+# ---------------------------------------------------------------------------------------------
+# Exchanges: what observers (the debugger, logs) see of each attempt
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Exchange:
+    """One request/response attempt, with credentials already redacted.
+
+    ``status`` is ``None`` when no answer came (``error`` then says why). Bodies are text,
+    truncated to the client's ``max_body_bytes``; ``truncated`` says whether they were cut.
+    """
+
+    api: str
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    request_body: str | None
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: str | None
+    started_at: float
+    duration: float
+    attempt: int
+    user_uid: str | None = None
+    error: str | None = None
+    will_retry: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the API answered with a 2xx status."""
+        return self.status is not None and 200 <= self.status < 300
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of this exchange."""
+        return attrs.asdict(self)
+
+
+ExchangeHook = Callable[[Exchange], None]
+
+
+def _body_text(content: bytes | None, limit: int) -> str | None:
+    if not content:
+        return None
+    cut = content[:limit]
+    text = cut.decode("utf-8", errors="replace")
+    text = redact_body(text)
+    if len(content) > limit:
+        text += f"... [{len(content) - limit} more bytes]"
+    return text
+
+
+def make_exchange(
+    *,
+    api: str,
+    request: httpx.Request,
+    response: httpx.Response | None,
+    started_at: float,
+    duration: float,
+    attempt: int,
+    error: BaseException | None,
+    will_retry: bool,
+    max_body_bytes: int,
+) -> Exchange:
+    """Build the redacted record of one attempt (called only when someone observes)."""
+    try:
+        request_content: bytes | None = request.content
+    except httpx.RequestNotRead:
+        request_content = None
+    return Exchange(
+        api=api,
+        method=request.method,
+        url=str(request.url),
+        request_headers=redact_headers(request.headers),
+        request_body=_body_text(request_content, max_body_bytes),
+        status=response.status_code if response is not None else None,
+        response_headers=redact_headers(response.headers) if response is not None else {},
+        response_body=_body_text(response.content, max_body_bytes)
+        if response is not None
+        else None,
+        started_at=started_at,
+        duration=duration,
+        attempt=attempt,
+        user_uid=request.headers.get("x-cs-personalize-user-uid"),
+        error=describe_exception(error) if error is not None else None,
+        will_retry=will_retry,
+    )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    name = type(exc).__name__
+    text = str(exc)
+    return f"{name}: {redact_body(text)}" if text else name
+
+
+def transport_error(
+    exc: httpx.TransportError, request: httpx.Request, attempts: int
+) -> TransportError:
+    """Our error for an httpx transport failure (the caller chains it with ``from``)."""
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"request timed out{tries}: {where} ({type(exc).__name__})",
+            request=request,
+            attempts=attempts,
+        )
+    return APIConnectionError(
+        f"connection failed{tries}: {where} ({describe_exception(exc)})",
+        request=request,
+        attempts=attempts,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON bodies
+# ---------------------------------------------------------------------------------------------
+
+
+def _first_bad_value(obj: Any, path: str = "") -> tuple[str, Any] | None:
+    """Locate the first value in ``obj`` that JSON cannot carry (for error messages)."""
+    import math
+
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return None
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (path or "value", obj)
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                return (f"{path}[{key!r}] (key)", key)
+            found = _first_bad_value(value, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            found = _first_bad_value(value, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return (path or "value", obj)
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, refusing what JSON cannot carry (NaN, infinity, arbitrary objects)
+    with a :class:`ValidationError` that names the offending value."""
+    import json
+
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
+    except (TypeError, ValueError) as exc:
+        found = _first_bad_value(obj)
+        if found is None:
+            raise ValidationError(
+                f"value cannot be encoded as JSON: {exc}; nothing was sent"
+            ) from exc
+        where, value = found
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ValidationError(
+            f"{where}: {shown} ({type(value).__name__}) is not JSON-serialisable; "
+            "convert it to a string, number, boolean, list or object; nothing was sent"
+        ) from exc
+    except UnicodeEncodeError as exc:  # lone surrogates
+        raise ValidationError(
+            f"value contains characters that are not valid UTF-8 ({exc.reason}); nothing was sent"
+        ) from exc

@@ -1,0 +1,596 @@
+"""``PersonalizeClient`` and ``AsyncPersonalizeClient``: the thin I/O shells over the pure core.
+
+Each holds one resolved :class:`~contentstack_personalize._config.ClientConfig`, one httpx client
+(its own, or one the caller injected), the Management API auth, and the resources. Sending,
+retrying, rate limiting and observing happen here; building requests, deciding retries and
+redacting happen in ``_http.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from ._config import ClientConfig, VerifyTypes, process_environ, resolve_config
+from ._http import (
+    ExchangeHook,
+    RateLimiter,
+    RetryPolicy,
+    encode_json,
+    make_exchange,
+    shared_rate_limiter,
+    transport_error,
+)
+from ._types import NOT_GIVEN, NotGiven
+from .errors import ConfigurationError, error_from_response
+from .regions import Region
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+__all__ = ["AsyncPersonalizeClient", "PersonalizeClient"]
+
+logger = logging.getLogger("contentstack_personalize.http")
+
+Api = Literal["edge", "management", "cma"]
+
+_NO_AUTH = httpx.Auth()  # the base class passes requests through untouched
+
+
+def _resolve_auth(
+    auth: httpx.Auth | str | None, environ: Mapping[str, str] | None
+) -> httpx.Auth | None:
+    if isinstance(auth, str):
+        from .auth import AuthToken
+
+        return AuthToken(auth)
+    if auth is not None:
+        if not isinstance(auth, httpx.Auth):
+            raise ConfigurationError(
+                f"auth must be an AuthToken, OAuth or other httpx.Auth, not {type(auth).__name__}"
+            )
+        return auth
+    if environ is None:
+        return None
+    from .auth import auth_from_env
+
+    return auth_from_env(environ)
+
+
+class _ClientCore:
+    """State and pure helpers shared by both clients."""
+
+    _config: ClientConfig
+    _auth: httpx.Auth | None
+    _hooks: tuple[ExchangeHook, ...]
+
+    def _setup(
+        self,
+        *,
+        project_uid: str | None,
+        region: Region | str | None,
+        auth: httpx.Auth | str | None,
+        organization_uid: str | None,
+        edge_url: str | None,
+        management_url: str | None,
+        cma_url: str | None,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy | None,
+        management_rate_limit: float | None,
+        max_body_bytes: int,
+        verify: VerifyTypes,
+        headers: Mapping[str, str] | None,
+        on_exchange: ExchangeHook | None,
+        read_env: bool,
+    ) -> None:
+        environ = process_environ() if read_env else None
+        self._config = resolve_config(
+            project_uid=project_uid,
+            region=region,
+            organization_uid=organization_uid,
+            edge_url=edge_url,
+            management_url=management_url,
+            cma_url=cma_url,
+            timeout=timeout,
+            retry=retry,
+            management_rate_limit=management_rate_limit,
+            max_body_bytes=max_body_bytes,
+            verify=verify,
+            headers=headers,
+            environ=environ,
+        )
+        self._auth = _resolve_auth(auth, environ)
+        self._hooks = (on_exchange,) if on_exchange is not None else ()
+        self._hooks_lock = threading.Lock()
+        self._limiter: RateLimiter | None = None
+        self._base_headers = self._config.base_headers()
+
+    # -- public, shared ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ClientConfig:
+        """The resolved configuration (URLs, timeout, retry policy...); contains no secret."""
+        return self._config
+
+    @property
+    def project_uid(self) -> str | None:
+        """The project this client talks to."""
+        return self._config.project_uid
+
+    @property
+    def has_management_auth(self) -> bool:
+        """Whether Management API calls can be authenticated (an authtoken or OAuth is set)."""
+        return self._auth is not None
+
+    @property
+    def organization_uid(self) -> str | None:
+        """The organization, from the arguments, the environment or the OAuth tokens."""
+        return self._config.organization_uid or getattr(self._auth, "organization_uid", None)
+
+    def add_exchange_hook(self, hook: ExchangeHook) -> None:
+        """Call ``hook(exchange)`` after every attempt (secrets already redacted).
+
+        A hook that raises is logged and otherwise ignored: observing never breaks a request.
+        """
+        with self._hooks_lock:
+            self._hooks = (*self._hooks, hook)
+
+    def remove_exchange_hook(self, hook: ExchangeHook) -> None:
+        """Stop calling ``hook``; unknown hooks are ignored."""
+        with self._hooks_lock:
+            self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+    def __repr__(self) -> str:
+        auth = repr(self._auth) if self._auth is not None else "None"
+        return (
+            f"{type(self).__name__}(project_uid={self._config.project_uid!r}, "
+            f"region={self._config.region.value!r}, auth={auth})"
+        )
+
+    # -- pure request building -----------------------------------------------------------------
+
+    def _build_request(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        api: Api,
+        method: str,
+        path: str,
+        *,
+        json: Any = NOT_GIVEN,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        project_scoped: bool = True,
+        organization_scoped: bool = False,
+    ) -> httpx.Request:
+        config = self._config
+        all_headers = dict(self._base_headers)
+        if project_scoped:
+            all_headers["x-project-uid"] = config.require_project()
+        if api == "management":
+            if self._auth is None:
+                raise ConfigurationError(
+                    "Management API calls need credentials: pass auth=AuthToken(...) (or "
+                    "login(...)) or auth=OAuth(...), or set CONTENTSTACK_AUTHTOKEN"
+                )
+            org = self.organization_uid
+            if org:
+                all_headers["organization_uid"] = org
+            elif organization_scoped:
+                raise ConfigurationError(
+                    "this call is organization-scoped: pass organization_uid=... to the client, "
+                    "set CONTENTSTACK_ORGANIZATION_UID, or use OAuth (its tokens carry it)"
+                )
+        content: bytes | None = None
+        if not isinstance(json, NotGiven):
+            content = encode_json(json)
+            all_headers["Content-Type"] = "application/json"
+        if headers:
+            all_headers.update(headers)
+        url = config.base_url(api) + path
+        return http.build_request(
+            method, url, content=content, params=params, headers=all_headers, timeout=config.timeout
+        )
+
+    def _auth_for(self, api: Api) -> httpx.Auth:
+        if api == "management" and self._auth is not None:
+            return self._auth
+        return _NO_AUTH
+
+    def _rate_limiter(self, api: Api) -> RateLimiter | None:
+        rate = self._config.management_rate_limit
+        if api != "management" or rate is None:
+            return None
+        if self._limiter is None:
+            org = self.organization_uid or f"project:{self._config.project_uid}"
+            self._limiter = shared_rate_limiter(self._config.management_url, org, rate)
+        return self._limiter
+
+    def _observe(
+        self,
+        api: Api,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        error: BaseException | None,
+        started_at: float,
+        duration: float,
+        attempt: int,
+        will_retry: bool,
+    ) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %s in %.1f ms (attempt %d%s)",
+                request.method,
+                request.url.copy_with(query=None),
+                response.status_code if response is not None else type(error).__name__,
+                duration * 1000,
+                attempt,
+                ", will retry" if will_retry else "",
+            )
+        hooks = self._hooks
+        if not hooks:
+            return
+        exchange = make_exchange(
+            api=api,
+            request=request,
+            response=response,
+            started_at=started_at,
+            duration=duration,
+            attempt=attempt,
+            error=error,
+            will_retry=will_retry,
+            max_body_bytes=self._config.max_body_bytes,
+        )
+        for hook in hooks:
+            try:
+                hook(exchange)
+            except Exception:
+                logger.exception("exchange hook %r failed; ignoring it", hook)
+
+    def _next_delay(
+        self, attempt: int, response: httpx.Response | None, error: BaseException | None
+    ) -> float | None:
+        policy = self._config.retry
+        if error is not None:
+            return policy.next_delay(attempt, exc=error)
+        assert response is not None
+        if response.is_success:
+            return None
+        return policy.next_delay(
+            attempt,
+            status_code=response.status_code,
+            retry_after=response.headers.get("retry-after"),
+        )
+
+
+class PersonalizeClient(_ClientCore):
+    """A blocking client for the Contentstack Personalize Edge and Management APIs.
+
+    Arguments (all keyword-only except ``project_uid``; environment variables fill what is not
+    given, see the Authentication docs):
+
+    - ``project_uid``: the Personalize project (``CONTENTSTACK_PERSONALIZE_PROJECT_UID``).
+    - ``region``: ``"aws-na"`` (default), ``"eu"``, ``"azure-na"``... (``CONTENTSTACK_REGION``).
+    - ``auth``: ``AuthToken``, ``OAuth``, any ``httpx.Auth``, or an authtoken string. Only the
+      Management API needs it; the Edge API is unauthenticated.
+    - ``edge_url`` / ``management_url`` / ``cma_url``: override a base URL (proxy, emulator).
+    - ``timeout``: seconds (or an ``httpx.Timeout``) per attempt; default 30.
+    - ``retry``: a :class:`RetryPolicy`; ``RetryPolicy.disabled()`` turns retries off.
+    - ``management_rate_limit``: requests per second per organization (default 10, the API's
+      limit), shared by every client in the process; ``None`` disables it.
+    - ``http_client`` or ``transport``: bring your own ``httpx.Client`` or transport.
+    - ``verify``: TLS verification, on by default; ``verify=False`` turns it off explicitly.
+    - ``on_exchange``: a callback receiving every redacted :class:`Exchange`.
+
+    Example::
+
+        from contentstack_personalize import PersonalizeClient, AuthToken
+
+        with PersonalizeClient("65f1...", auth=AuthToken(token), region="eu") as client:
+            client.users.set_attributes("user-42", {"plan": "gold"})
+    """
+
+    def __init__(
+        self,
+        project_uid: str | None = None,
+        *,
+        region: Region | str | None = None,
+        auth: httpx.Auth | str | None = None,
+        organization_uid: str | None = None,
+        edge_url: str | None = None,
+        management_url: str | None = None,
+        cma_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        retry: RetryPolicy | None = None,
+        management_rate_limit: float | None = 10.0,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        verify: VerifyTypes = True,
+        max_connections: int = 100,
+        max_body_bytes: int = 4096,
+        headers: Mapping[str, str] | None = None,
+        on_exchange: ExchangeHook | None = None,
+        read_env: bool = True,
+    ) -> None:
+        self._setup(
+            project_uid=project_uid,
+            region=region,
+            auth=auth,
+            organization_uid=organization_uid,
+            edge_url=edge_url,
+            management_url=management_url,
+            cma_url=cma_url,
+            timeout=timeout,
+            retry=retry,
+            management_rate_limit=management_rate_limit,
+            max_body_bytes=max_body_bytes,
+            verify=verify,
+            headers=headers,
+            on_exchange=on_exchange,
+            read_env=read_env,
+        )
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("pass http_client or transport, not both")
+        self._owns_http = http_client is None
+        self._transport = transport
+        self._user_http_client = http_client is not None
+        self._http = http_client or httpx.Client(
+            transport=transport,
+            verify=verify,
+            timeout=self._config.timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+        self._closed = False
+        self._init_resources()
+
+    def _init_resources(self) -> None:
+        from .resources import attach_sync_resources
+
+        attach_sync_resources(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections this client opened (an injected ``http_client`` stays open)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_http:
+                self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        *,
+        json: Any = NOT_GIVEN,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        project_scoped: bool = True,
+        organization_scoped: bool = False,
+    ) -> httpx.Response:
+        """Send one API call with retries; return the 2xx response or raise a typed error."""
+        if self._closed:
+            raise ConfigurationError("this client is closed; create a new one")
+        request = self._build_request(
+            self._http,
+            api,
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            project_scoped=project_scoped,
+            organization_scoped=organization_scoped,
+        )
+        return self._send(api, request)
+
+    def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
+        auth = self._auth_for(api)
+        limiter = self._rate_limiter(api)
+        sleep = self._config.retry.sleep
+        attempt = 0
+        while True:
+            attempt += 1
+            if limiter is not None:
+                limiter.acquire()
+            started_at = time.time()
+            t0 = time.perf_counter()
+            response: httpx.Response | None = None
+            error: httpx.TransportError | None = None
+            try:
+                response = self._http.send(request, auth=auth)
+            except httpx.TransportError as exc:
+                error = exc
+            duration = time.perf_counter() - t0
+            delay = self._next_delay(attempt, response, error)
+            self._observe(
+                api, request, response, error, started_at, duration, attempt, delay is not None
+            )
+            if delay is None:
+                break
+            if response is not None:
+                response.close()
+            if sleep and delay > 0:
+                time.sleep(delay)
+        if error is not None:
+            raise transport_error(error, request, attempt) from error
+        assert response is not None
+        if not response.is_success:
+            raise error_from_response(response, attempts=attempt)
+        return response
+
+
+class AsyncPersonalizeClient(_ClientCore):
+    """The asyncio twin of :class:`PersonalizeClient`, with the same arguments.
+
+    Example::
+
+        async with AsyncPersonalizeClient("65f1...", auth=AuthToken(token)) as client:
+            await client.users.set_attributes("user-42", {"plan": "gold"})
+    """
+
+    def __init__(
+        self,
+        project_uid: str | None = None,
+        *,
+        region: Region | str | None = None,
+        auth: httpx.Auth | str | None = None,
+        organization_uid: str | None = None,
+        edge_url: str | None = None,
+        management_url: str | None = None,
+        cma_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        retry: RetryPolicy | None = None,
+        management_rate_limit: float | None = 10.0,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: VerifyTypes = True,
+        max_connections: int = 100,
+        max_body_bytes: int = 4096,
+        headers: Mapping[str, str] | None = None,
+        on_exchange: ExchangeHook | None = None,
+        read_env: bool = True,
+    ) -> None:
+        self._setup(
+            project_uid=project_uid,
+            region=region,
+            auth=auth,
+            organization_uid=organization_uid,
+            edge_url=edge_url,
+            management_url=management_url,
+            cma_url=cma_url,
+            timeout=timeout,
+            retry=retry,
+            management_rate_limit=management_rate_limit,
+            max_body_bytes=max_body_bytes,
+            verify=verify,
+            headers=headers,
+            on_exchange=on_exchange,
+            read_env=read_env,
+        )
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("pass http_client or transport, not both")
+        self._owns_http = http_client is None
+        self._transport = transport
+        self._user_http_client = http_client is not None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport,
+            verify=verify,
+            timeout=self._config.timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+        self._closed = False
+        self._init_resources()
+
+    def _init_resources(self) -> None:
+        from .resources import attach_async_resources
+
+        attach_async_resources(self)
+
+    async def aclose(self) -> None:
+        """Close the connections this client opened (an injected ``http_client`` stays open)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_http:
+                await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _request(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        *,
+        json: Any = NOT_GIVEN,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        project_scoped: bool = True,
+        organization_scoped: bool = False,
+    ) -> httpx.Response:
+        """Send one API call with retries; return the 2xx response or raise a typed error."""
+        if self._closed:
+            raise ConfigurationError("this client is closed; create a new one")
+        request = self._build_request(
+            self._http,
+            api,
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            project_scoped=project_scoped,
+            organization_scoped=organization_scoped,
+        )
+        return await self._send(api, request)
+
+    async def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
+        auth = self._auth_for(api)
+        limiter = self._rate_limiter(api)
+        sleep = self._config.retry.sleep
+        attempt = 0
+        while True:
+            attempt += 1
+            if limiter is not None:
+                await limiter.aacquire()
+            started_at = time.time()
+            t0 = time.perf_counter()
+            response: httpx.Response | None = None
+            error: httpx.TransportError | None = None
+            try:
+                response = await self._http.send(request, auth=auth)
+            except httpx.TransportError as exc:
+                error = exc
+            duration = time.perf_counter() - t0
+            delay = self._next_delay(attempt, response, error)
+            self._observe(
+                api, request, response, error, started_at, duration, attempt, delay is not None
+            )
+            if delay is None:
+                break
+            if response is not None:
+                await response.aclose()
+            if sleep and delay > 0:
+                await asyncio.sleep(delay)
+        if error is not None:
+            raise transport_error(error, request, attempt) from error
+        assert response is not None
+        if not response.is_success:
+            raise error_from_response(response, attempts=attempt)
+        return response
