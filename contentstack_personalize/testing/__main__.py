@@ -1,0 +1,102 @@
+"""Serve the emulator from a shell, for benchmarks and clients in other languages::
+
+    python -m contentstack_personalize.testing --port 8080 [--latency 0.05] [--seed 0]
+
+Prints the base URLs, the project uid and an authtoken, then serves until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ._emulator import PersonalizeEmulator
+from ._faults import Faults
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m contentstack_personalize.testing",
+        description="Serve an in-memory Contentstack Personalize over HTTP.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to answers")
+    parser.add_argument("--jitter", type=float, default=0.0, help="up to this many more seconds")
+    parser.add_argument("--server-error-rate", type=float, default=0.0)
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--unknown-attribute", choices=("accept", "ignore", "reject"), default="accept"
+    )
+    parser.add_argument("--null-value", choices=("delete", "store"), default="delete")
+    parser.add_argument("--unknown-event", choices=("accept", "reject"), default="accept")
+    parser.add_argument(
+        "--management-rate-limit",
+        type=float,
+        default=10.0,
+        help="requests per second per organization; 0 disables it",
+    )
+    parser.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="create this custom attribute in the project (repeatable)",
+    )
+    parser.add_argument(
+        "--record", action="store_true", help="keep a log of requests (off: constant memory)"
+    )
+    args = parser.parse_args(argv)
+
+    faults = Faults(
+        latency=args.latency,
+        jitter=args.jitter,
+        server_error=args.server_error_rate,
+        rate_limit=args.rate_limit_rate,
+        timeout=args.timeout_rate,
+        drop=args.drop_rate,
+    )
+    emulator = PersonalizeEmulator(
+        seed=args.seed,
+        unknown_attribute=args.unknown_attribute,
+        null_value=args.null_value,
+        unknown_event=args.unknown_event,
+        management_rate_limit=args.management_rate_limit or None,
+        record_requests=args.record,
+        faults=None if faults.is_quiet else faults,
+    )
+    for key in args.attribute:
+        emulator.add_attribute(key)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with emulator.serve(host=args.host, port=args.port) as server:
+        print(f"Contentstack Personalize emulator listening on {server.url}")
+        print(f"  edge_url:         {server.edge_url}")
+        print(f"  management_url:   {server.management_url}")
+        print(f"  cma_url:          {server.cma_url}")
+        print(f"  developerhub_url: {server.developerhub_url}")
+        print(f"  organization_uid: {emulator.organization_uid}")
+        print(f"  project_uid:      {emulator.project_uid}")
+        print(f"  authtoken:        {emulator.authtoken}")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
