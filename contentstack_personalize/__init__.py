@@ -14,6 +14,21 @@ from __future__ import annotations
 from ._http import Exchange, RateLimiter, RetryPolicy
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
+from .auth import (
+    PKCE,
+    AuthToken,
+    ManagementToken,
+    OAuth,
+    OAuthTokens,
+    aexchange_code,
+    alogin,
+    alogout,
+    auth_from_env,
+    authorization_url,
+    exchange_code,
+    login,
+    logout,
+)
 from .client import AsyncPersonalizeClient, PersonalizeClient
 from .errors import (
     APIConnectionError,
@@ -39,14 +54,19 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncPersonalizeClient",
+    "AuthToken",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "Exchange",
+    "ManagementToken",
     "NOT_GIVEN",
     "NotFoundError",
     "NotGiven",
+    "OAuth",
+    "OAuthTokens",
+    "PKCE",
     "PermissionDeniedError",
     "PersonalizeClient",
     "PersonalizeError",
@@ -59,4 +79,12 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "__version__",
+    "aexchange_code",
+    "alogin",
+    "alogout",
+    "auth_from_env",
+    "authorization_url",
+    "exchange_code",
+    "login",
+    "logout",
 ]

@@ -1,0 +1,40 @@
+"""The public facade: a sorted, complete ``__all__`` with nothing private or missing."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import contentstack_personalize as pkg
+
+PUBLIC_MODULES = [
+    "contentstack_personalize.auth",
+    "contentstack_personalize.client",
+    "contentstack_personalize.errors",
+    "contentstack_personalize.regions",
+]
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert pkg.__all__ == sorted(pkg.__all__)
+    assert len(set(pkg.__all__)) == len(pkg.__all__)
+
+
+def test_every_name_in_all_exists() -> None:
+    missing = [name for name in pkg.__all__ if not hasattr(pkg, name)]
+    assert missing == []
+
+
+def test_all_is_complete() -> None:
+    """Every public class or function defined in a public module is exported at the top."""
+    exported = set(pkg.__all__)
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert name in exported, f"{module_name}.{name} is public but not exported"
+
+
+def test_no_private_names_exported() -> None:
+    assert [n for n in pkg.__all__ if n.startswith("_") and n != "__version__"] == []
