@@ -27,12 +27,12 @@ from ._state import PRESET_ATTRIBUTES
 from ._transport import EmulatorTransport
 
 __all__ = [
-    "PRESET_ATTRIBUTES",
     "EmulatorRequest",
     "EmulatorResponse",
     "EmulatorServer",
     "EmulatorTransport",
     "Faults",
+    "PRESET_ATTRIBUTES",
     "PersonalizeEmulator",
     "RecordedRequest",
 ]

@@ -35,8 +35,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def emulator(personalize_emulator: PersonalizeEmulator) -> PersonalizeEmulator:
-    return personalize_emulator
+def emulator() -> PersonalizeEmulator:
+    """A fresh emulator (the same as the public ``personalize_emulator`` fixture)."""
+    return PersonalizeEmulator()
 
 
 @pytest.fixture

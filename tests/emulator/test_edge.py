@@ -183,11 +183,19 @@ def test_events_are_recorded_per_user(edge: httpx.Client, emulator: PersonalizeE
         (_user("u1"), {"type": "EVENT"}, "personalize.EVENTS.INVALID_BODY"),
         (_user("u1"), [{"type": "CLICK"}], "personalize.EVENTS.INVALID_BODY"),
         (_user("u1"), [{"type": "EVENT"}], "personalize.EVENTS.INVALID_BODY"),
-        (_user("u1"), [{"type": "IMPRESSION", "experienceShortUid": "a"}], "personalize.EVENTS.INVALID_BODY"),
+        (
+            _user("u1"),
+            [{"type": "IMPRESSION", "experienceShortUid": "a"}],
+            "personalize.EVENTS.INVALID_BODY",
+        ),
     ],
 )
 def test_event_errors(
-    edge: httpx.Client, emulator: PersonalizeEmulator, headers: dict[str, str], body: object, code: str
+    edge: httpx.Client,
+    emulator: PersonalizeEmulator,
+    headers: dict[str, str],
+    body: object,
+    code: str,
 ) -> None:
     r = edge.post("/events", headers=headers, json=body)
     assert r.status_code == 400
@@ -199,7 +207,9 @@ def test_unknown_event_reject() -> None:
     emulator = PersonalizeEmulator(unknown_event="reject")
     emulator.add_event("signup")
     headers = {"x-project-uid": emulator.project_uid, **_user("u1")}
-    ok = emulator.request("POST", "/edge/events", headers=headers, json=[{"type": "EVENT", "eventKey": "signup"}])
+    ok = emulator.request(
+        "POST", "/edge/events", headers=headers, json=[{"type": "EVENT", "eventKey": "signup"}]
+    )
     assert ok.status == 200
     bad = emulator.request(
         "POST",
@@ -272,7 +282,9 @@ def test_manifest_audience_based_experience(
     )
     lytics = emulator.add_lytics_audience("Lytics fans", members=["fan"])
     emulator.add_experience("Gold", audiences=[gold["uid"]])
-    emulator.add_experience("Fans", audiences=[lytics["uid"]], variants=["0", "1"], active_variant="1")
+    emulator.add_experience(
+        "Fans", audiences=[lytics["uid"]], variants=["0", "1"], active_variant="1"
+    )
     emulator.add_user("rich", {"plan": "gold", "ltv": 5000})
     emulator.add_user("poor", {"plan": "gold", "ltv": 10})
 

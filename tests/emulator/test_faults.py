@@ -57,7 +57,9 @@ def test_faults_seed_overrides_emulator_seed() -> None:
 
 
 def test_injected_errors_are_not_applied(emulator: PersonalizeEmulator) -> None:
-    emulator.set_faults(fail_nth={1: 500, 2: 429, 3: "server_error", 4: "rate_limit"}, retry_after=3)
+    emulator.set_faults(
+        fail_nth={1: 500, 2: 429, 3: "server_error", 4: "rate_limit"}, retry_after=3
+    )
     with httpx.Client(transport=emulator.transport()) as client:
         statuses = [_patch(client, emulator, f"u{i}", i) for i in range(5)]
         r = client.patch(
@@ -138,9 +140,11 @@ def test_timeout_raises_read_timeout(emulator: PersonalizeEmulator, applied: flo
 @pytest.mark.parametrize("applied", [0.0, 1.0])
 def test_drop_raises_remote_protocol_error(emulator: PersonalizeEmulator, applied: float) -> None:
     emulator.set_faults(drop=1.0, applied_before_failure=applied)
-    with httpx.Client(transport=emulator.transport()) as client:
-        with pytest.raises(httpx.RemoteProtocolError):
-            _patch(client, emulator, "u", 1)
+    with (
+        httpx.Client(transport=emulator.transport()) as client,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        _patch(client, emulator, "u", 1)
     assert emulator.user_attributes("u") == ({"n": 1} if applied else {})
 
 

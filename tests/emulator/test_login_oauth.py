@@ -151,7 +151,9 @@ def test_authorization_code_with_client_secret(
 ) -> None:
     emulator.add_oauth_code("c", client_id="cid", client_secret="shh", redirect_uri="http://cb")
     form = {"grant_type": "authorization_code", "code": "c", "client_id": "cid"}
-    assert http.post(f"{DEVHUB}/token", data={**form, "redirect_uri": "http://cb"}).status_code == 401
+    assert (
+        http.post(f"{DEVHUB}/token", data={**form, "redirect_uri": "http://cb"}).status_code == 401
+    )
     r = http.post(f"{DEVHUB}/token", data={**form, "client_secret": "shh"})
     assert r.status_code == 400  # redirect_uri missing
     r = http.post(
@@ -198,7 +200,8 @@ def test_token_endpoint_errors(http: httpx.Client) -> None:
     assert r.json()["error"] == "invalid_grant"
     assert http.get(f"{DEVHUB}/token").status_code == 404
     r = http.post(
-        "http://local/developerhub/token", json={"grant_type": "refresh_token", "refresh_token": "x"}
+        "http://local/developerhub/token",
+        json={"grant_type": "refresh_token", "refresh_token": "x"},
     )
     assert r.status_code == 400
 

@@ -162,7 +162,9 @@ def test_attribute_crud(mgmt: httpx.Client, emulator: PersonalizeEmulator) -> No
     assert r.status_code == 204
     assert r.content == b""
     assert mgmt.delete(f"/attributes/{created['uid']}").status_code == 404
-    assert mgmt.put(f"/attributes/{created['uid']}", json={"name": "x", "key": "x"}).status_code == 404
+    assert (
+        mgmt.put(f"/attributes/{created['uid']}", json={"name": "x", "key": "x"}).status_code == 404
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,7 +267,10 @@ def test_audience_crud_stores_definition_verbatim(
     assert r.status_code == 200
     assert r.json()["definition"] == definition
     assert r.json()["name"] == "Golden"
-    assert mgmt.post("/audiences", json={"name": "Golden", "definition": definition}).status_code == 409
+    assert (
+        mgmt.post("/audiences", json={"name": "Golden", "definition": definition}).status_code
+        == 409
+    )
     assert mgmt.delete(f"/audiences/{audience['uid']}").status_code == 204
     assert mgmt.get("/audiences").json() == []
 
@@ -277,7 +282,10 @@ def test_audience_crud_stores_definition_verbatim(
         ({"__type": "RuleCombination", "combinationType": "XOR", "rules": []}, "AND or OR"),
         (_rule("0" * 24), "no custom attribute"),
         (_rule("COUNTRY"), "no custom attribute"),
-        ({**_rule("x"), "attribute": {"__type": "PresetAttributeReference", "ref": "SHOE"}}, "preset"),
+        (
+            {**_rule("x"), "attribute": {"__type": "PresetAttributeReference", "ref": "SHOE"}},
+            "preset",
+        ),
         ("PLAN", "must be an object"),
         ("UNKNOWN_CONDITION", "unknown condition"),
         ("NUMBER_AS_STRING", "NumberMatchOptions"),
