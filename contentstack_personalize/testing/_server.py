@@ -200,7 +200,14 @@ class _Connection(asyncio.Protocol):
         emulator = self._server.emulator
         while self._pending and not self._busy and not self._closed:
             request, keep_alive = self._pending.popleft()
-            response = emulator.handle(request)
+            try:
+                response = emulator.handle(request)
+            except Exception as exc:  # a bug in the emulator: answer it rather than hang
+                response = EmulatorResponse(
+                    status=500,
+                    headers=(("content-type", "text/plain; charset=utf-8"),),
+                    body=f"emulator error: {exc!r}".encode(),
+                )
             if not response.delay and response.failure is None:
                 self._write(response, keep_alive)
                 continue
