@@ -1,19 +1,56 @@
 """The API resources (users on the Edge API; attributes, audiences, events, projects and
-experiences on the Management API), each a sync/async pair over shared pure helpers."""
+experiences on the Management API), each a sync/async pair with identical signatures over one
+shared set of pure operations (``_ops.py``, run by the drivers in ``_core.py``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .attributes import AsyncAttributes, Attributes
+from .audiences import AsyncAudiences, Audiences
+from .events import AsyncEvents, Events
+from .experiences import AsyncExperiences, Experiences
+from .projects import AsyncProjects, Projects
+from .users import AsyncUsers, Users
+
 if TYPE_CHECKING:
     from ..client import AsyncPersonalizeClient, PersonalizeClient
 
-__all__ = ["attach_async_resources", "attach_sync_resources"]
+__all__ = [
+    "AsyncAttributes",
+    "AsyncAudiences",
+    "AsyncEvents",
+    "AsyncExperiences",
+    "AsyncProjects",
+    "AsyncUsers",
+    "Attributes",
+    "Audiences",
+    "Events",
+    "Experiences",
+    "Projects",
+    "Users",
+    "attach_async_resources",
+    "attach_sync_resources",
+]
+
+#: attribute name on the client -> (sync class, async class)
+RESOURCES = {
+    "users": (Users, AsyncUsers),
+    "attributes": (Attributes, AsyncAttributes),
+    "audiences": (Audiences, AsyncAudiences),
+    "events": (Events, AsyncEvents),
+    "projects": (Projects, AsyncProjects),
+    "experiences": (Experiences, AsyncExperiences),
+}
 
 
 def attach_sync_resources(client: PersonalizeClient) -> None:
-    """Give a blocking client its resource attributes."""
+    """Give a blocking client its resource attributes (``client.users``...)."""
+    for name, (sync_cls, _) in RESOURCES.items():
+        setattr(client, name, sync_cls(client))
 
 
 def attach_async_resources(client: AsyncPersonalizeClient) -> None:
-    """Give an async client its resource attributes."""
+    """Give an async client its resource attributes (``client.users``...)."""
+    for name, (_, async_cls) in RESOURCES.items():
+        setattr(client, name, async_cls(client))

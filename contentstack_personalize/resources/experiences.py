@@ -1,0 +1,41 @@
+"""``client.experiences``: read access to experiences (``SEGMENTED`` or ``AB_TEST``).
+
+Example::
+
+    for experience in client.experiences.list():
+        print(experience.short_uid, experience.type, experience.name)
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from ..models import Experience
+from . import _ops
+from ._base import AsyncResource, SyncResource
+
+__all__ = ["AsyncExperiences", "Experiences"]
+
+
+class Experiences(SyncResource):
+    """Experiences (read-only here)."""
+
+    def list(self) -> builtins.list[Experience]:
+        """Every experience of the project."""
+        return self._run(_ops.experiences_list())
+
+    def get(self, uid: str) -> Experience:
+        """One experience by uid (``GET /experiences/{uid}``)."""
+        return self._run(_ops.experiences_get(uid))
+
+
+class AsyncExperiences(AsyncResource):
+    """Experiences (async)."""
+
+    async def list(self) -> builtins.list[Experience]:
+        """See :meth:`Experiences.list`."""
+        return await self._run(_ops.experiences_list())
+
+    async def get(self, uid: str) -> Experience:
+        """See :meth:`Experiences.get`."""
+        return await self._run(_ops.experiences_get(uid))

@@ -1,0 +1,42 @@
+"""``client.projects``: the organization's projects. Organization-scoped: these calls send
+``organization_uid`` and no ``x-project-uid``, so the client needs an organization (argument,
+``CONTENTSTACK_ORGANIZATION_UID``, or OAuth) but no project.
+
+Example::
+
+    project = client.projects.create(name="Storefront")
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from ..models import Project
+from . import _ops
+from ._base import AsyncResource, SyncResource
+
+__all__ = ["AsyncProjects", "Projects"]
+
+
+class Projects(SyncResource):
+    """Projects of the organization."""
+
+    def list(self) -> builtins.list[Project]:
+        """Every project of the organization."""
+        return self._run(_ops.projects_list())
+
+    def create(self, *, name: str, description: str | None = None) -> Project:
+        """Create a project (an organization holds 3 by default)."""
+        return self._run(_ops.projects_create(name, description))
+
+
+class AsyncProjects(AsyncResource):
+    """Projects of the organization (async)."""
+
+    async def list(self) -> builtins.list[Project]:
+        """See :meth:`Projects.list`."""
+        return await self._run(_ops.projects_list())
+
+    async def create(self, *, name: str, description: str | None = None) -> Project:
+        """See :meth:`Projects.create`."""
+        return await self._run(_ops.projects_create(name, description))
