@@ -218,10 +218,10 @@ def test_faults_validate(kwargs: dict[str, object]) -> None:
 
 
 def test_set_faults_forms(emulator: PersonalizeEmulator) -> None:
+    assert Faults().is_quiet and not Faults(latency=1).is_quiet
     faults = emulator.set_faults(drop=0.5)
     assert emulator.faults == faults == Faults(drop=0.5)
     with pytest.raises(TypeError):
         emulator.set_faults(Faults(), drop=0.1)
     assert emulator.set_faults() is None
     assert emulator.faults is None
-    assert Faults().is_quiet and not Faults(latency=1).is_quiet
