@@ -11,6 +11,8 @@ Example::
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._http import Exchange, RateLimiter, RetryPolicy
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -48,6 +50,9 @@ from .errors import (
     ValidationError,
 )
 from .regions import Region
+
+# A library logs, it does not print: without the application configuring logging, nothing shows.
+_logging.getLogger("contentstack_personalize").addHandler(_logging.NullHandler())
 
 __all__ = [
     "APIConnectionError",

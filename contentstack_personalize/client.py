@@ -19,6 +19,7 @@ import httpx
 
 from ._config import ClientConfig, VerifyTypes, process_environ, resolve_config
 from ._http import (
+    Exchange,
     ExchangeHook,
     RateLimiter,
     RetryPolicy,
@@ -110,6 +111,7 @@ class _ClientCore:
         self._auth = _resolve_auth(auth, environ)
         self._hooks = (on_exchange,) if on_exchange is not None else ()
         self._hooks_lock = threading.Lock()
+        self._hook_owner: _ClientCore = self
         self._limiter: RateLimiter | None = None
         self._base_headers = self._config.base_headers()
 
@@ -199,6 +201,23 @@ class _ClientCore:
             method, url, content=content, params=params, headers=all_headers, timeout=config.timeout
         )
 
+    def _user_attributes_request(
+        self, http: httpx.Client | httpx.AsyncClient, user_uid: str, body: bytes
+    ) -> httpx.Request:
+        """``PATCH /user-attributes`` for one user with an already-encoded JSON body (the sync
+        engine's hot path: no per-request header merging beyond the essentials)."""
+        headers = dict(self._base_headers)
+        headers["x-project-uid"] = self._config.require_project()
+        headers["x-cs-personalize-user-uid"] = user_uid
+        headers["Content-Type"] = "application/json"
+        return http.build_request(
+            "PATCH",
+            self._config.edge_url + "/user-attributes",
+            content=body,
+            headers=headers,
+            timeout=self._config.timeout,
+        )
+
     def _auth_for(self, api: Api) -> httpx.Auth:
         if api == "management" and self._auth is not None:
             return self._auth
@@ -234,8 +253,8 @@ class _ClientCore:
                 attempt,
                 ", will retry" if will_retry else "",
             )
-        hooks = self._hooks
-        if not hooks:
+        owner = self._hook_owner
+        if not owner._hooks:
             return
         exchange = make_exchange(
             api=api,
@@ -248,7 +267,10 @@ class _ClientCore:
             will_retry=will_retry,
             max_body_bytes=self._config.max_body_bytes,
         )
-        for hook in hooks:
+        owner._dispatch(exchange)
+
+    def _dispatch(self, exchange: Exchange) -> None:
+        for hook in self._hooks:
             try:
                 hook(exchange)
             except Exception:
@@ -508,6 +530,41 @@ class AsyncPersonalizeClient(_ClientCore):
         )
         self._closed = False
         self._init_resources()
+
+    @classmethod
+    def _twin_of(
+        cls,
+        other: _ClientCore,
+        *,
+        transport: httpx.AsyncBaseTransport | None,
+        max_connections: int,
+    ) -> AsyncPersonalizeClient:
+        """An async client with ``other``'s settings, credentials and observers (used by the sync
+        engine to fan out from a blocking client). Exchanges are reported to ``other``'s hooks,
+        including hooks added later."""
+        twin = cls.__new__(cls)
+        twin._config = other._config
+        twin._auth = other._auth
+        twin._hooks = ()
+        twin._hooks_lock = threading.Lock()
+        twin._hook_owner = other._hook_owner
+        twin._limiter = None
+        twin._base_headers = other._base_headers
+        twin._owns_http = True
+        twin._transport = transport
+        twin._user_http_client = False
+        twin._http = httpx.AsyncClient(
+            transport=transport,
+            verify=other._config.verify,
+            timeout=other._config.timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+        twin._closed = False
+        twin._init_resources()
+        return twin
 
     def _init_resources(self) -> None:
         from .resources import attach_async_resources

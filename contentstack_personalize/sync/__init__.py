@@ -1,0 +1,42 @@
+"""The sync engine: rows from any source become Personalize user attributes, incrementally.
+
+Example::
+
+    from contentstack_personalize import PersonalizeClient
+    from contentstack_personalize.sync import Field, Sync
+
+    sync = Sync(client, match_on="user_id", mapping={"plan": "plan_tier"}, state="users.db")
+    result = sync.run(rows)
+"""
+
+from __future__ import annotations
+
+from ._engine import OnDuplicate, Sync
+from ._fields import Field, NullPolicy
+from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
+from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
+from ._sources import from_csv, from_sql
+from ._state import MemoryState, RunRecord, SQLiteState, StateStore, UserState
+
+__all__ = [
+    "Change",
+    "EdgeSender",
+    "Field",
+    "HttpxSender",
+    "MemoryState",
+    "NullPolicy",
+    "OnDuplicate",
+    "Plan",
+    "RowIssue",
+    "RunRecord",
+    "RunStatus",
+    "SQLiteState",
+    "SendOutcome",
+    "StateStore",
+    "Sync",
+    "SyncResult",
+    "ThreadedSender",
+    "UserState",
+    "from_csv",
+    "from_sql",
+]

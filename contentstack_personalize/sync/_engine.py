@@ -1,0 +1,855 @@
+"""The sync engine: source -> match -> map -> spool -> diff -> execute -> commit -> report.
+
+A run first streams the whole source through matching and mapping into a temporary on-disk
+spool (constant memory, and it lets a duplicate UID anywhere in the source invalidate every
+occurrence before anything is sent). It then walks the spool in source order, compares each
+user's mapped attributes with the state store, and sends only the changed attributes of changed
+users, many requests in flight. A user's new state is committed only after the edge accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from .._http import RateLimiter, user_uid_problem
+from ..client import AsyncPersonalizeClient, PersonalizeClient
+from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    PersonalizeError,
+    SyncAbortedError,
+)
+from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mapping
+from ._result import Plan, RowIssue, RunStatus, SyncResult
+from ._sender import EdgeSender, SendOutcome, make_sender
+from ._sources import DEFAULT_CHUNK, open_source
+from ._state import RunRecord, StateStore, UserState, open_state
+from ._values import MISSING, _encode_str, is_null
+
+__all__ = ["OnDuplicate", "Sync"]
+
+logger = logging.getLogger("contentstack_personalize.sync")
+
+OnDuplicate = Literal["reject_all", "first", "last"]
+_T = TypeVar("_T")
+
+_DIFF_CHUNK = 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------------------------
+
+
+def uid_from_value(value: Any) -> tuple[str | None, str | None]:
+    """``(uid, None)`` for a usable match value, else ``(None, reason)``.
+
+    Integers become their decimal text (42 -> "42"), and so do integral floats (42.0 from a
+    DataFrame column that also holds NaN); text is used as it is.
+    """
+    t = type(value)
+    if t is str:
+        text = value
+    elif value is MISSING:
+        return None, "the match column is missing from this row"
+    elif is_null(value):
+        return None, "the user UID is null"
+    elif t is bool or isinstance(value, bool):
+        return None, f"the user UID is a boolean ({value!r})"
+    elif isinstance(value, int):
+        text = str(int(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None, f"the user UID {value!r} is not an integral number"
+        text = str(int(value))
+    elif isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            return None, f"the user UID {value} is not an integral number"
+        text = str(int(value))
+    elif isinstance(value, str):
+        text = str(value)
+    elif isinstance(value, (bytes, bytearray)):
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "the user UID is bytes that are not UTF-8 text"
+    elif hasattr(value, "item") and type(value).__module__.startswith("numpy"):
+        return uid_from_value(value.item())
+    else:
+        return None, f"the user UID is a {type(value).__name__}, not text or an integer"
+    problem = user_uid_problem(text)
+    if problem is not None:
+        return None, problem
+    return text, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tally: counts and issue details of one run or plan
+# ---------------------------------------------------------------------------------------------
+
+
+class _Tally:
+    def __init__(self, max_details: int) -> None:
+        self.read = self.invalid = self.unchanged = self.added = self.changed = 0
+        self.rejected = self.not_sent = self.retried = self.requests = 0
+        self.invalid_rows: list[RowIssue] = []
+        self.rejected_rows: list[RowIssue] = []
+        self.truncated = False
+        self._max = max_details
+
+    def invalid_row(self, row: int, uid: str | None, reason: str, column: str | None = None) -> None:
+        self.invalid += 1
+        if len(self.invalid_rows) < self._max:
+            self.invalid_rows.append(
+                RowIssue(kind="invalid", row=row, uid=uid, reason=reason, column=column)
+            )
+        else:
+            self.truncated = True
+
+    def rejected_row(self, row: int, uid: str, error: PersonalizeError | None, reason: str) -> None:
+        self.rejected += 1
+        self._failure("rejected", row, uid, error, reason)
+
+    def not_sent_row(self, row: int, uid: str, reason: str) -> None:
+        self.not_sent += 1
+        self._failure("not_sent", row, uid, None, reason)
+
+    def _failure(
+        self,
+        kind: Literal["rejected", "not_sent"],
+        row: int,
+        uid: str,
+        error: PersonalizeError | None,
+        reason: str,
+    ) -> None:
+        if len(self.rejected_rows) < self._max:
+            status = error.status_code if isinstance(error, APIStatusError) else None
+            code = error.code if isinstance(error, APIStatusError) else None
+            self.rejected_rows.append(
+                RowIssue(kind=kind, row=row, uid=uid, reason=reason, status=status, code=code)
+            )
+        else:
+            self.truncated = True
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "invalid": self.invalid,
+            "unchanged": self.unchanged,
+            "added": self.added,
+            "changed": self.changed,
+            "rejected": self.rejected,
+            "not_sent": self.not_sent,
+            "retried": self.retried,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Spool: the mapped rows of one run, on disk
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Work:
+    row: int
+    uid: str
+    body: bytes
+    changed: dict[str, str]
+    new_state: dict[str, str]
+    old_state: dict[str, str]
+    first_time: bool
+    retried: bool
+
+
+class _Spool:
+    """A private temporary SQLite database (on disk, deleted on close)."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA cache_size=-16000")  # 16 MB of page cache, then disk
+        self.db.execute("BEGIN")
+        self.db.execute(
+            "CREATE TABLE rows (row INTEGER PRIMARY KEY, uid TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
+        self.db.execute(
+            "CREATE TABLE uids (uid TEXT PRIMARY KEY, n INTEGER NOT NULL, first INTEGER NOT NULL, "
+            "last INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self.db.execute(
+            "CREATE TABLE changes (seq INTEGER PRIMARY KEY, uid TEXT, key TEXT, old TEXT, "
+            "new TEXT, first INTEGER)"
+        )
+        self.db.execute("COMMIT")
+
+    def add(self, rows: list[tuple[int, str, str]], uids: list[tuple[str, int]]) -> None:
+        db = self.db
+        db.execute("BEGIN")
+        if rows:
+            db.executemany("INSERT INTO rows VALUES (?, ?, ?)", rows)
+        if uids:
+            db.executemany(
+                "INSERT INTO uids VALUES (?, 1, ?, ?) ON CONFLICT (uid) DO UPDATE "
+                "SET n = n + 1, last = excluded.last",
+                [(uid, row, row) for uid, row in uids],
+            )
+        db.execute("COMMIT")
+
+    def valid_rows(self) -> Iterator[list[tuple[int, str, str, int, int, int]]]:
+        cursor = self.db.execute(
+            "SELECT r.row, r.uid, r.payload, u.n, u.first, u.last FROM rows r "
+            "JOIN uids u ON u.uid = r.uid ORDER BY r.row"
+        )
+        while True:
+            batch = cursor.fetchmany(_DIFF_CHUNK)
+            if not batch:
+                return
+            yield batch
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running coroutines from blocking code, in scripts and in notebooks
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_blocking(make_coro: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine to completion from blocking code.
+
+    Without a running event loop this is ``asyncio.run``. Inside one (Jupyter), the coroutine
+    runs on a fresh loop in a helper thread while this thread waits; Ctrl-C (a notebook's
+    interrupt) cancels it there, which stops the run cleanly.
+    """
+
+    async def main() -> _T:
+        return await make_coro()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+
+    state: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(main())
+            state["loop"], state["task"] = loop, task
+            ready.set()
+            state["result"] = loop.run_until_complete(task)
+        except BaseException as exc:
+            state["error"] = exc
+        finally:
+            ready.set()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    thread = threading.Thread(target=target, name="personalize-sync-runner", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        ready.wait()
+        loop = state.get("loop")
+        task = state.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    if "error" in state:
+        raise state["error"]
+    return state["result"]  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync
+# ---------------------------------------------------------------------------------------------
+
+AnyClient = PersonalizeClient | AsyncPersonalizeClient
+
+
+class Sync:
+    """A sync of rows into Personalize user attributes, declared once and run many times.
+
+    Arguments:
+
+    - ``client``: a :class:`PersonalizeClient` or :class:`AsyncPersonalizeClient`.
+    - ``match_on``: the column holding each user's Personalize User UID.
+    - ``mapping``: ``{column: attribute_key}``, values may also be :class:`Field` objects
+      (types, transforms, static values, null policy), or a list of ``Field``.
+    - ``state``: a file path (SQLite), ``MemoryState()``, ``SQLiteState(path)``, any
+      :class:`StateStore`, or ``None`` (in memory: incremental only within this process).
+    - ``name``: the sync's stable name in the state store (default ``"<project>/<match_on>"``);
+      give each sync sharing a state file its own name.
+    - ``on_duplicate``: a UID appearing more than once in one run: ``"reject_all"`` (default:
+      every occurrence is invalid), ``"first"`` or ``"last"`` (that occurrence wins; the
+      others are invalid).
+    - ``concurrency``: requests in flight (default 32); ``requests_per_second``: optional cap.
+    - ``check_attributes`` / ``create_missing_attributes``: with Management credentials, check
+      before sending that every mapped key is a custom attribute, or create the missing ones.
+    - ``max_rejection_ratio`` / ``min_sample``: stop the run when more than this share of the
+      first ``min_sample`` (or more) requests were refused (default 0.5 after 100).
+    - ``raise_on_abort``: raise :class:`SyncAbortedError` (holding the result) when the run
+      stops early (default); otherwise return the result with status ``"aborted"``.
+
+    Example::
+
+        sync = Sync(client, match_on="user_id",
+                    mapping={"plan": "plan_tier", "ltv": "lifetime_value"},
+                    state="users.db")
+        print(sync.plan(rows).summary())   # sends nothing
+        result = sync.run(rows)            # or: await sync.arun(rows)
+        print(result.summary())
+    """
+
+    def __init__(
+        self,
+        client: AnyClient,
+        *,
+        match_on: str,
+        mapping: Mapping[str, FieldSpec] | Iterable[Field],
+        state: StateStore | str | Any = None,
+        name: str | None = None,
+        on_duplicate: OnDuplicate = "reject_all",
+        concurrency: int = 32,
+        requests_per_second: float | None = None,
+        check_attributes: bool = True,
+        create_missing_attributes: bool = False,
+        max_rejection_ratio: float = 0.5,
+        min_sample: int = 100,
+        raise_on_abort: bool = True,
+        commit_every: int = 500,
+        commit_interval: float = 1.0,
+        chunk_size: int = DEFAULT_CHUNK,
+        max_issue_details: int = 10_000,
+        sender: EdgeSender | None = None,
+    ) -> None:
+        if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
+            raise ConfigurationError(
+                "client must be a PersonalizeClient or AsyncPersonalizeClient, "
+                f"not {type(client).__name__}"
+            )
+        if not isinstance(match_on, str) or not match_on:
+            raise ConfigurationError(
+                "match_on must name the column holding the Personalize User UID, "
+                'e.g. match_on="user_id"'
+            )
+        if on_duplicate not in ("reject_all", "first", "last"):
+            raise ConfigurationError("on_duplicate must be 'reject_all', 'first' or 'last'")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError("concurrency must be a positive integer")
+        if requests_per_second is not None and requests_per_second <= 0:
+            raise ConfigurationError("requests_per_second must be positive (or None)")
+        if not 0 < max_rejection_ratio <= 1:
+            raise ConfigurationError("max_rejection_ratio must be in (0, 1]")
+        if commit_every < 1 or commit_interval <= 0 or chunk_size < 1 or min_sample < 1:
+            raise ConfigurationError(
+                "commit_every, commit_interval, chunk_size and min_sample must be positive"
+            )
+        project = client.project_uid
+        if not project:
+            raise ConfigurationError(
+                "the client has no project: pass project_uid=... (or set "
+                "CONTENTSTACK_PERSONALIZE_PROJECT_UID)"
+            )
+        self.client = client
+        self.match_on = match_on
+        self.fields: list[CompiledField] = compile_mapping(mapping)
+        self.name = name or f"{project}/{match_on}"
+        self.on_duplicate: OnDuplicate = on_duplicate
+        self.concurrency = concurrency
+        self.requests_per_second = requests_per_second
+        self.check_attributes = check_attributes
+        self.create_missing_attributes = create_missing_attributes
+        self.max_rejection_ratio = max_rejection_ratio
+        self.min_sample = min_sample
+        self.raise_on_abort = raise_on_abort
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
+        self.chunk_size = chunk_size
+        self.max_issue_details = max_issue_details
+        self._sender = sender
+        self.state, self._owns_state = open_state(state)
+        self._said_no_management = False
+
+    def __repr__(self) -> str:
+        keys = [f.key for f in self.fields]
+        return f"Sync(name={self.name!r}, match_on={self.match_on!r}, keys={keys}, state={self.state!r})"
+
+    @property
+    def keys(self) -> list[str]:
+        """The attribute keys this sync writes."""
+        return [f.key for f in self.fields]
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def plan(self, rows: Any, *, full: bool = False) -> Plan:
+        """What :meth:`run` would send, sending nothing (read-only API calls at most)."""
+        return _run_blocking(lambda: self.aplan(rows, full=full))
+
+    async def aplan(self, rows: Any, *, full: bool = False) -> Plan:
+        """The coroutine behind :meth:`plan`."""
+        warnings = await self._preflight(create=False)
+        spool = _Spool()
+        try:
+            tally = _Tally(self.max_issue_details)
+            self._load(rows, spool, tally)
+            db = spool.db
+            db.execute("BEGIN")
+            buffer: list[tuple[str, str, str | None, str, int]] = []
+            clear: list[str] = []
+            for work in self._diff(spool, tally, full, clear):
+                for key, new in work.changed.items():
+                    buffer.append((work.uid, key, work.old_state.get(key), new, work.first_time))
+                if len(buffer) >= 5000:
+                    db.executemany(
+                        "INSERT INTO changes (uid, key, old, new, first) VALUES (?, ?, ?, ?, ?)",
+                        buffer,
+                    )
+                    buffer.clear()
+                if work.first_time:
+                    tally.added += 1
+                else:
+                    tally.changed += 1
+                if work.retried:
+                    tally.retried += 1
+            db.executemany(
+                "INSERT INTO changes (uid, key, old, new, first) VALUES (?, ?, ?, ?, ?)", buffer
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            spool.close()
+            raise
+        # The plan keeps the spool's changes table and reads it lazily.
+        return Plan(
+            sync_name=self.name,
+            counts=tally.counts(),
+            invalid_rows=tuple(tally.invalid_rows),
+            issues_truncated=tally.truncated,
+            warnings=tuple(warnings),
+            changes_db=spool.db,
+        )
+
+    def run(self, rows: Any, *, full: bool = False) -> SyncResult:
+        """Sync ``rows`` and return the result; blocking, and safe to call in a notebook.
+
+        ``full=True`` ignores the state and sends every mapped attribute of every valid row.
+        Raises :class:`SyncAbortedError` (with ``.result``) when the run stops early: a
+        systemic API failure, too many rejections, or Ctrl-C. What the edge acknowledged before
+        that is committed either way.
+        """
+        holder: dict[str, SyncResult] = {}
+        try:
+            return _run_blocking(lambda: self._arun(rows, full=full, holder=holder))
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+            raise SyncAbortedError(
+                "the sync was interrupted; what the edge acknowledged is committed and the next "
+                "run sends the rest",
+                result=holder.get("result"),
+                cause=exc,
+            ) from exc
+
+    async def arun(self, rows: Any, *, full: bool = False) -> SyncResult:
+        """The coroutine behind :meth:`run`, for async code."""
+        return await self._arun(rows, full=full, holder={})
+
+    def history(self, limit: int = 50) -> list[RunRecord]:
+        """This sync's latest runs, newest first."""
+        return self.state.runs(self.name, limit)
+
+    def reset(self) -> None:
+        """Forget every user's state for this sync: the next run sends everything again."""
+        self.state.forget(self.name)
+
+    def close(self) -> None:
+        """Close the state store if this sync opened it."""
+        if self._owns_state:
+            self.state.close()
+
+    def __enter__(self) -> Sync:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stages --------------------------------------------------------------------------------
+
+    async def _call_client(self, name: str, *args: Any) -> Any:
+        """Call a resource method on either kind of client without blocking the loop."""
+        resource_name, method_name = name.split(".")
+        method = getattr(getattr(self.client, resource_name), method_name)
+        if isinstance(self.client, AsyncPersonalizeClient):
+            return await method(*args)
+        return await asyncio.to_thread(method, *args)
+
+    async def _preflight(self, *, create: bool) -> list[str]:
+        """Check (or create) the mapped attributes; return warnings for the report."""
+        if not self.check_attributes and not self.create_missing_attributes:
+            return []
+        if not self.client.has_management_auth:
+            message = (
+                "no Management API credentials: mapped keys were not checked against the "
+                "project's custom attributes (pass auth=... to check them)"
+            )
+            if not self._said_no_management:
+                logger.warning(message)
+                self._said_no_management = True
+            return [message]
+        keys = self.keys
+        if create and self.create_missing_attributes:
+            await self._call_client("attributes.ensure", keys)
+            return []
+        attributes = await self._call_client("attributes.list")
+        custom = {a.key for a in attributes if a.is_custom}
+        presets = {a.key for a in attributes if not a.is_custom}
+        missing = [k for k in keys if k not in custom]
+        if not missing:
+            return []
+        preset_hits = [k for k in missing if k in presets]
+        detail = (
+            f" ({', '.join(preset_hits)} {'is a preset' if len(preset_hits) == 1 else 'are presets'}"
+            ", which a sync cannot write)"
+            if preset_hits
+            else ""
+        )
+        message = (
+            f"mapped keys {missing} are not custom attributes of project "
+            f"{self.client.project_uid}{detail}; create them in Personalize or pass "
+            "create_missing_attributes=True"
+        )
+        if not create and self.create_missing_attributes and not preset_hits:
+            return [message.split(";")[0] + "; the run will create them"]
+        if create:
+            raise ConfigurationError(message)
+        return [message]
+
+    def _load(self, rows: Any, spool: _Spool, tally: _Tally) -> None:
+        """Stages 1-3: read the source, match and map every row into the spool."""
+        source = open_source(rows, chunk_size=self.chunk_size)
+        needed = [self.match_on] + [f.column for f in self.fields if f.column is not None]
+        if source.columns is not None:
+            missing = [c for c in dict.fromkeys(needed) if c not in source.columns]
+            if missing:
+                raise ConfigurationError(
+                    f"column{'s' if len(missing) > 1 else ''} {missing} not found in the "
+                    f"{source.description}; its columns are {list(source.columns)}"
+                )
+        match_on = self.match_on
+        converters = [(f.key, f.convert) for f in self.fields]
+        good: list[tuple[int, str, str]] = []
+        uids: list[tuple[str, int]] = []
+        chunk = self.chunk_size
+        row_number = 0
+        for row in source.rows:
+            row_number += 1
+            if not isinstance(row, Mapping):
+                tally.invalid_row(row_number, None, f"row is a {type(row).__name__}, not a mapping")
+                continue
+            raw_uid = row.get(match_on, MISSING)
+            uid = raw_uid if type(raw_uid) is str and user_uid_problem(raw_uid) is None else None
+            if uid is None:
+                uid, reason = uid_from_value(raw_uid)
+                if uid is None:
+                    tally.invalid_row(row_number, None, reason or "bad user UID", match_on)
+                    continue
+            uids.append((uid, row_number))
+            parts: list[str] = []
+            try:
+                for key, convert in converters:
+                    value = convert(row)
+                    if type(value) is str:
+                        parts.append(_encode_str(key) + ":" + _encode_str(value))
+            except InvalidCell as cell:
+                tally.invalid_row(row_number, uid, cell.reason, cell.column)
+            else:
+                good.append((row_number, uid, "{" + ",".join(parts) + "}"))
+            if len(uids) >= chunk:
+                spool.add(good, uids)
+                good.clear()
+                uids.clear()
+        spool.add(good, uids)
+        tally.read = row_number
+
+    def _diff(self, spool: _Spool, tally: _Tally, full: bool, clear: list[str]) -> Iterator[_Work]:
+        """Stage 4: compare with the state; yield the users that need a request."""
+        rule = self.on_duplicate
+        store = self.state
+        name = self.name
+        loads = json.loads
+        for batch in spool.valid_rows():
+            states = store.load(name, [r[1] for r in batch])
+            for row, uid, payload, n, first, last in batch:
+                if n > 1:
+                    if rule == "reject_all":
+                        tally.invalid_row(
+                            row, uid, f"user UID appears {n} times in the source", self.match_on
+                        )
+                        continue
+                    if rule == "first" and row != first:
+                        tally.invalid_row(row, uid, f"duplicate of row {first}", self.match_on)
+                        continue
+                    if rule == "last" and row != last:
+                        tally.invalid_row(row, uid, f"superseded by row {last}", self.match_on)
+                        continue
+                desired: dict[str, str] = loads(payload)
+                st: UserState | None = states.get(uid)
+                old = st.attrs if st is not None else {}
+                if full:
+                    changed = desired
+                else:
+                    changed = {k: v for k, v in desired.items() if old.get(k) != v}
+                failed_before = st is not None and st.failed_attempts > 0
+                if not changed:
+                    tally.unchanged += 1
+                    if failed_before:
+                        clear.append(uid)
+                    continue
+                body = "{" + ",".join(_encode_str(k) + ":" + v for k, v in changed.items()) + "}"
+                yield _Work(
+                    row=row,
+                    uid=uid,
+                    body=body.encode("utf-8"),
+                    changed=changed,
+                    new_state={**old, **changed},
+                    old_state=old,
+                    first_time=not old,
+                    retried=failed_before,
+                )
+            if clear and len(clear) >= _DIFF_CHUNK:
+                store.clear_failures(name, clear)
+                clear.clear()
+
+    # -- execution -----------------------------------------------------------------------------
+
+    async def _arun(self, rows: Any, *, full: bool, holder: dict[str, SyncResult]) -> SyncResult:
+        run_id = uuid.uuid4().hex[:12]
+        started = time.time()
+        tally = _Tally(self.max_issue_details)
+        store = self.state
+        store.save_run(
+            RunRecord(
+                run_id=run_id,
+                sync_name=self.name,
+                started_at=started,
+                finished_at=None,
+                status="running",
+                counts={},
+            )
+        )
+        warnings: list[str] = []
+        error: str | None = None
+        status: RunStatus = "failed"
+        spool: _Spool | None = None
+        try:
+            warnings = await self._preflight(create=True)
+            spool = _Spool()
+            self._load(rows, spool, tally)
+            logger.info(
+                "sync %r run %s: read %d rows (%d invalid)", self.name, run_id, tally.read, tally.invalid
+            )
+            error = await self._execute(spool, tally, full)
+            if error is not None:
+                status = "aborted"
+            elif tally.rejected and not tally.added + tally.changed:
+                status = "failed"
+            elif tally.rejected:
+                status = "partially_failed"
+            else:
+                status = "succeeded"
+        except asyncio.CancelledError:
+            status, error = "aborted", "interrupted (cancelled or Ctrl-C)"
+            raise
+        except KeyboardInterrupt:
+            status, error = "aborted", "interrupted (Ctrl-C)"
+            raise
+        except BaseException as exc:
+            status = "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if spool is not None:
+                spool.close()
+            finished = time.time()
+            result = SyncResult(
+                run_id=run_id,
+                sync_name=self.name,
+                status=status,
+                started_at=started,
+                finished_at=finished,
+                requests=tally.requests,
+                invalid_rows=tuple(tally.invalid_rows),
+                rejected_rows=tuple(tally.rejected_rows),
+                issues_truncated=tally.truncated,
+                error=error,
+                warnings=tuple(warnings),
+                read=tally.read,
+                invalid=tally.invalid,
+                unchanged=tally.unchanged,
+                added=tally.added,
+                changed=tally.changed,
+                rejected=tally.rejected,
+                not_sent=tally.not_sent,
+                retried=tally.retried,
+            )
+            holder["result"] = result
+            try:
+                store.save_run(
+                    RunRecord(
+                        run_id=run_id,
+                        sync_name=self.name,
+                        started_at=started,
+                        finished_at=finished,
+                        status=status,
+                        counts={**tally.counts(), "requests": tally.requests},
+                        error=error,
+                    )
+                )
+            except Exception:  # the run's outcome matters more than its history line
+                logger.exception("could not record run %s in the history", run_id)
+            log = logger.warning if status != "succeeded" else logger.info
+            log("sync %r run %s %s: %s", self.name, run_id, status, tally.counts())
+        if status == "aborted" and self.raise_on_abort:
+            raise SyncAbortedError(f"sync {self.name!r} stopped early: {error}", result=result)
+        return result
+
+    async def _execute(self, spool: _Spool, tally: _Tally, full: bool) -> str | None:
+        """Stages 5-6: send the changed users concurrently; commit what the edge accepted.
+
+        Returns the reason the run stopped early, or ``None``.
+        """
+        sender = self._sender
+        owns_sender = sender is None
+        if sender is None:
+            sender = make_sender(self.client, concurrency=self.concurrency)
+        limiter = (
+            RateLimiter(self.requests_per_second, 1.0, margin=0.0)
+            if self.requests_per_second
+            else None
+        )
+        store, name = self.state, self.name
+        accepted: list[tuple[str, dict[str, str]]] = []
+        failures: list[tuple[str, str]] = []
+        clear: list[str] = []
+        last_flush = time.monotonic()
+        abort: list[str] = []
+        attempted = 0
+        refused = 0
+        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+
+        def flush() -> None:
+            nonlocal last_flush
+            if accepted:
+                store.commit(name, accepted)
+                accepted.clear()
+            if failures:
+                store.record_failures(name, failures)
+                failures.clear()
+            if clear:
+                store.clear_failures(name, clear)
+                clear.clear()
+            last_flush = time.monotonic()
+
+        def settle(work: _Work, outcome: SendOutcome) -> None:
+            nonlocal attempted, refused
+            attempted += 1
+            if outcome.ok:
+                if work.first_time:
+                    tally.added += 1
+                else:
+                    tally.changed += 1
+                if work.retried:
+                    tally.retried += 1
+                accepted.append((work.uid, work.new_state))
+            else:
+                exc = outcome.error
+                if _is_systemic(exc):
+                    tally.not_sent_row(work.row, work.uid, f"not sent: {exc}")
+                    if not abort:
+                        abort.append(f"{type(exc).__name__}: {exc}")
+                    return
+                refused += 1
+                if work.retried:
+                    tally.retried += 1
+                reason = str(exc) if exc is not None else "failed"
+                tally.rejected_row(work.row, work.uid, exc, reason)
+                failures.append((work.uid, reason[:1000]))
+                if (
+                    attempted >= self.min_sample
+                    and refused / attempted > self.max_rejection_ratio
+                    and not abort
+                ):
+                    abort.append(
+                        f"{refused} of {attempted} requests failed, more than "
+                        f"{self.max_rejection_ratio:.0%}; last error: {reason}"
+                    )
+            if (
+                len(accepted) + len(failures) >= self.commit_every
+                or time.monotonic() - last_flush >= self.commit_interval
+            ):
+                flush()
+
+        async def worker() -> None:
+            assert sender is not None
+            while True:
+                work = await queue.get()
+                if work is None:
+                    return
+                if abort:
+                    tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({abort[0]})")
+                    continue
+                if limiter is not None:
+                    await limiter.aacquire()
+                tally.requests += 1
+                outcome = await sender.send(work.uid, work.body)
+                settle(work, outcome)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            for work in self._diff(spool, tally, full, clear):
+                if abort:
+                    tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({abort[0]})")
+                    continue
+                await queue.put(work)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            try:
+                flush()
+            finally:
+                if owns_sender:
+                    await sender.aclose()
+        return abort[0] if abort else None
+
+
+def _is_systemic(exc: PersonalizeError | None) -> bool:
+    """Failures that no other row can escape: bad credentials, no access, unknown project."""
+    return isinstance(exc, (AuthenticationError, PermissionDeniedError, NotFoundError))
+

@@ -1,0 +1,430 @@
+"""Sync state: per user, the last attribute values the edge *accepted*, the failure count of users
+not yet accepted, the run history, and small per-sync metadata (alert states).
+
+Two stores share one interface: :class:`SQLiteState` (a file; WAL, transactions, schema version)
+and :class:`MemoryState` (tests, notebooks, throwaway runs). Many syncs can share one store: every
+record is keyed by the sync's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from ..errors import ConfigurationError
+
+__all__ = ["MemoryState", "RunRecord", "SQLiteState", "StateStore", "UserState", "open_state"]
+
+SCHEMA_VERSION = 1
+_QUERY_CHUNK = 900  # below SQLite's historical 999-parameter limit
+
+
+@attrs.frozen
+class UserState:
+    """What the store knows of one user for one sync.
+
+    ``attrs`` maps attribute key -> canonical JSON of the last value the edge accepted.
+    """
+
+    attrs: dict[str, str]
+    failed_attempts: int = 0
+    last_error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """One run in the history (see ``Sync.history()``)."""
+
+    run_id: str
+    sync_name: str
+    started_at: float
+    finished_at: float | None
+    status: str
+    counts: dict[str, int]
+    error: str | None = None
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What the sync engine needs from a state store."""
+
+    def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        """The known state of ``uids`` (users never seen are absent)."""
+        ...
+
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
+        """Record users' new accepted attributes (the full set) and clear their failures."""
+        ...
+
+    def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        """Count one more failed attempt for each ``(uid, error)``."""
+        ...
+
+    def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        """Forget the failures of users that no longer need a request."""
+        ...
+
+    def forget(self, sync_name: str) -> None:
+        """Drop all user state of one sync (its history stays)."""
+        ...
+
+    def save_run(self, record: RunRecord) -> None:
+        """Insert or update a run record."""
+        ...
+
+    def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        """The latest runs of a sync, newest first."""
+        ...
+
+    def get_meta(self, sync_name: str, key: str) -> str | None:
+        """A small per-sync value (e.g. an alert's state)."""
+        ...
+
+    def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        """Set or (with ``None``) delete a per-sync value."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+class MemoryState:
+    """State kept in this process only: a rerun in the same process is incremental, a new
+    process starts from nothing (and so sends every user again).
+
+    Example: ``Sync(client, match_on="id", mapping={...}, state=MemoryState())``
+    """
+
+    def __init__(self) -> None:
+        self._users: dict[tuple[str, str], UserState] = {}
+        self._runs: dict[str, RunRecord] = {}
+        self._meta: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        with self._lock:
+            out = {}
+            for uid in uids:
+                state = self._users.get((sync_name, uid))
+                if state is not None:
+                    out[uid] = state
+            return out
+
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
+        with self._lock:
+            for uid, attrs_ in accepted:
+                self._users[(sync_name, uid)] = UserState(dict(attrs_))
+
+    def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            for uid, error in failures:
+                old = self._users.get((sync_name, uid), UserState({}))
+                self._users[(sync_name, uid)] = UserState(old.attrs, old.failed_attempts + 1, error)
+
+    def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        with self._lock:
+            for uid in uids:
+                old = self._users.get((sync_name, uid))
+                if old is not None and old.failed_attempts:
+                    self._users[(sync_name, uid)] = UserState(old.attrs)
+
+    def forget(self, sync_name: str) -> None:
+        with self._lock:
+            for key in [k for k in self._users if k[0] == sync_name]:
+                del self._users[key]
+
+    def save_run(self, record: RunRecord) -> None:
+        with self._lock:
+            self._runs[record.run_id] = record
+
+    def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        with self._lock:
+            mine = [r for r in self._runs.values() if r.sync_name == sync_name]
+        mine.sort(key=lambda r: r.started_at, reverse=True)
+        return mine[:limit]
+
+    def get_meta(self, sync_name: str, key: str) -> str | None:
+        with self._lock:
+            return self._meta.get((sync_name, key))
+
+    def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        with self._lock:
+            if value is None:
+                self._meta.pop((sync_name, key), None)
+            else:
+                self._meta[(sync_name, key)] = value
+
+    def user_count(self, sync_name: str) -> int:
+        """How many users the store knows for ``sync_name``."""
+        with self._lock:
+            return sum(1 for k in self._users if k[0] == sync_name)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"MemoryState(users={len(self._users)})"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_state (
+    sync_name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (sync_name, uid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    sync_name TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_sync ON runs (sync_name, started_at);
+CREATE TABLE IF NOT EXISTS sync_meta (
+    sync_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (sync_name, key)
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteState:
+    """State in an SQLite file, safe against crashes: write-ahead log, every batch of
+    acknowledgements in one transaction, and a schema version checked on open.
+
+    Several syncs (and several processes, one run per sync at a time) can share one file.
+
+    Example: ``Sync(client, match_on="id", mapping={...}, state="personalize_state.db")``
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the state store {self.path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        try:
+            self._init()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigurationError(
+                f"{self.path!r} is not a usable state store ({exc}); point state= at a new file"
+            ) from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _init(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"the state store {self.path!r} was written by a newer version of "
+                f"contentstack-personalize (schema {version}, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade the library or use another file"
+            )
+        if version == 0 and tables and "user_state" not in tables:
+            raise ConfigurationError(
+                f"{self.path!r} is an SQLite database that is not a sync state store "
+                f"(it has tables {sorted(tables)}); point state= at a new file"
+            )
+        if version == 0 and "user_state" in tables:
+            raise ConfigurationError(
+                f"the state store {self.path!r} has no schema version; it was not written by a "
+                "released version of this library and cannot be read safely"
+            )
+        if version < SCHEMA_VERSION:
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    class _Tx:
+        def __init__(self, store: SQLiteState) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            try:
+                if exc_type is None:
+                    self.store._db.execute("COMMIT")
+                else:
+                    self.store._db.execute("ROLLBACK")
+            finally:
+                self.store._lock.release()
+
+    def _transaction(self) -> SQLiteState._Tx:
+        return SQLiteState._Tx(self)
+
+    def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        out: dict[str, UserState] = {}
+        with self._lock:
+            for start in range(0, len(uids), _QUERY_CHUNK):
+                part = uids[start : start + _QUERY_CHUNK]
+                marks = ",".join("?" * len(part))
+                cursor = self._db.execute(
+                    "SELECT uid, attrs, failed_attempts, last_error FROM user_state "
+                    f"WHERE sync_name = ? AND uid IN ({marks})",
+                    (sync_name, *part),
+                )
+                for uid, attrs_text, failed, error in cursor:
+                    out[uid] = UserState(json.loads(attrs_text), failed, error)
+        return out
+
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
+        if not accepted:
+            return
+        now = time.time()
+        rows = [
+            (sync_name, uid, json.dumps(attrs_, ensure_ascii=False, separators=(",", ":")), now)
+            for uid, attrs_ in accepted
+        ]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, last_error, "
+                "updated_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (sync_name, uid) DO UPDATE "
+                "SET attrs = excluded.attrs, failed_attempts = 0, last_error = NULL, "
+                "updated_at = excluded.updated_at",
+                rows,
+            )
+
+    def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        if not failures:
+            return
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, last_error, "
+                "updated_at) VALUES (?, ?, '{}', 1, ?, ?) ON CONFLICT (sync_name, uid) DO UPDATE "
+                "SET failed_attempts = failed_attempts + 1, last_error = excluded.last_error, "
+                "updated_at = excluded.updated_at",
+                [(sync_name, uid, error, now) for uid, error in failures],
+            )
+
+    def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        if not uids:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE user_state SET failed_attempts = 0, last_error = NULL "
+                "WHERE sync_name = ? AND uid = ?",
+                [(sync_name, uid) for uid in uids],
+            )
+
+    def forget(self, sync_name: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM user_state WHERE sync_name = ?", (sync_name,))
+
+    def save_run(self, record: RunRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (run_id, sync_name, started_at, finished_at, status, "
+                "counts, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run_id,
+                    record.sync_name,
+                    record.started_at,
+                    record.finished_at,
+                    record.status,
+                    json.dumps(record.counts),
+                    record.error,
+                ),
+            )
+
+    def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT run_id, sync_name, started_at, finished_at, status, counts, error "
+                "FROM runs WHERE sync_name = ? ORDER BY started_at DESC LIMIT ?",
+                (sync_name, limit),
+            )
+            return [
+                RunRecord(
+                    run_id=r[0],
+                    sync_name=r[1],
+                    started_at=r[2],
+                    finished_at=r[3],
+                    status=r[4],
+                    counts=json.loads(r[5]),
+                    error=r[6],
+                )
+                for r in cursor
+            ]
+
+    def get_meta(self, sync_name: str, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM sync_meta WHERE sync_name = ? AND key = ?", (sync_name, key)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        with self._transaction() as db:
+            if value is None:
+                db.execute(
+                    "DELETE FROM sync_meta WHERE sync_name = ? AND key = ?", (sync_name, key)
+                )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO sync_meta (sync_name, key, value) VALUES (?, ?, ?)",
+                    (sync_name, key, value),
+                )
+
+    def user_count(self, sync_name: str) -> int:
+        """How many users the store knows for ``sync_name``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM user_state WHERE sync_name = ?", (sync_name,)
+            ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteState({self.path!r})"
+
+
+def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[StateStore, bool]:
+    """Turn the ``state=`` argument into a store; the flag says whether we own (and close) it."""
+    if state is None:
+        return MemoryState(), True
+    if isinstance(state, (str, os.PathLike)):
+        if os.fspath(state) == ":memory:":
+            return MemoryState(), True
+        return SQLiteState(state), True
+    if isinstance(state, StateStore):
+        return state, False
+    raise ConfigurationError(
+        f"state must be a file path, MemoryState(), SQLiteState(...) or another StateStore, "
+        f"not {type(state).__name__}"
+    )
+
