@@ -351,15 +351,26 @@ class EmulatorServer:
         try:
             loop.run_forever()
         finally:
+            # Close every connection (which cancels its delayed answer) and let accepts
+            # already in flight finish, until nothing is pending; only then stop listening:
+            # an accept that completes after Server.close() leaks its socket.
+            for _ in range(20):
+                for connection in list(self._connections):
+                    connection._close()
+                loop.run_until_complete(asyncio.sleep(0))
+                tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                if not tasks:
+                    break
+                loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
             server.close()
             for connection in list(self._connections):
                 connection._close()
+            loop.run_until_complete(asyncio.sleep(0))
             tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in tasks:
                 task.cancel()
             if tasks:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(asyncio.sleep(0))
             loop.run_until_complete(server.wait_closed())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
