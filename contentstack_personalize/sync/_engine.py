@@ -112,7 +112,9 @@ class _Tally:
         self.truncated = False
         self._max = max_details
 
-    def invalid_row(self, row: int, uid: str | None, reason: str, column: str | None = None) -> None:
+    def invalid_row(
+        self, row: int, uid: str | None, reason: str, column: str | None = None
+    ) -> None:
         self.invalid += 1
         if len(self.invalid_rows) < self._max:
             self.invalid_rows.append(
@@ -397,7 +399,10 @@ class Sync:
 
     def __repr__(self) -> str:
         keys = [f.key for f in self.fields]
-        return f"Sync(name={self.name!r}, match_on={self.match_on!r}, keys={keys}, state={self.state!r})"
+        return (
+            f"Sync(name={self.name!r}, match_on={self.match_on!r}, keys={keys}, "
+            f"state={self.state!r})"
+        )
 
     @property
     def keys(self) -> list[str]:
@@ -529,12 +534,10 @@ class Sync:
         if not missing:
             return []
         preset_hits = [k for k in missing if k in presets]
-        detail = (
-            f" ({', '.join(preset_hits)} {'is a preset' if len(preset_hits) == 1 else 'are presets'}"
-            ", which a sync cannot write)"
-            if preset_hits
-            else ""
-        )
+        verb = "is a preset" if len(preset_hits) == 1 else "are presets"
+        detail = ""
+        if preset_hits:
+            detail = f" ({', '.join(preset_hits)} {verb}, which a sync cannot write)"
         message = (
             f"mapped keys {missing} are not custom attributes of project "
             f"{self.client.project_uid}{detail}; create them in Personalize or pass "
@@ -668,7 +671,11 @@ class Sync:
             spool = _Spool()
             self._load(rows, spool, tally)
             logger.info(
-                "sync %r run %s: read %d rows (%d invalid)", self.name, run_id, tally.read, tally.invalid
+                "sync %r run %s: read %d rows (%d invalid)",
+                self.name,
+                run_id,
+                tally.read,
+                tally.invalid,
             )
             error = await self._execute(spool, tally, full)
             if error is not None:
@@ -818,7 +825,9 @@ class Sync:
                 if work is None:
                     return
                 if abort:
-                    tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({abort[0]})")
+                    tally.not_sent_row(
+                        work.row, work.uid, f"not sent: the run stopped ({abort[0]})"
+                    )
                     continue
                 if limiter is not None:
                     await limiter.aacquire()
@@ -826,21 +835,31 @@ class Sync:
                 outcome = await sender.send(work.uid, work.body)
                 settle(work, outcome)
 
-        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
-        try:
+        async def produce() -> None:
             for work in self._diff(spool, tally, full, clear):
                 if abort:
-                    tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({abort[0]})")
+                    tally.not_sent_row(
+                        work.row, work.uid, f"not sent: the run stopped ({abort[0]})"
+                    )
                     continue
                 await queue.put(work)
-            for _ in workers:
+            for _ in range(self.concurrency):
                 await queue.put(None)
-            await asyncio.gather(*workers)
+
+        tasks = [asyncio.create_task(produce())]
+        tasks += [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            # A worker that dies (a sender bug, an injected crash) must not leave the producer
+            # waiting forever on a full queue: stop at the first exception.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
-            for task in workers:
+            for task in tasks:
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 flush()
             finally:
@@ -852,4 +871,3 @@ class Sync:
 def _is_systemic(exc: PersonalizeError | None) -> bool:
     """Failures that no other row can escape: bad credentials, no access, unknown project."""
     return isinstance(exc, (AuthenticationError, PermissionDeniedError, NotFoundError))
-

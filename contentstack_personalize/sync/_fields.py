@@ -60,9 +60,12 @@ def _declared_type(value: Any) -> type | None:
             return _TYPE_ALIASES[key]
     elif value in _TYPE_NAMES:
         return typing.cast(type, value)
-    elif isinstance(value, types.GenericAlias) and value.__origin__ is list:
-        if value.__args__ in ((str,),):
-            return list
+    elif (
+        isinstance(value, types.GenericAlias)
+        and value.__origin__ is list
+        and value.__args__ == (str,)
+    ):
+        return list
     raise ConfigurationError(
         f"unsupported field type {value!r}; use str, int, float, bool, datetime.date, "
         "datetime.datetime or list[str]"
@@ -416,9 +419,7 @@ def compile_mapping(
             )
         if field.key in seen:
             raise ConfigurationError(f"attribute key {field.key!r} is mapped more than once")
-        sources = sum(
-            [field.is_static, field.compute is not None, field.column is not None]
-        )
+        sources = sum([field.is_static, field.compute is not None, field.column is not None])
         if sources != 1:
             raise ConfigurationError(
                 f"field {field.key!r} needs exactly one of column=, value= or compute="

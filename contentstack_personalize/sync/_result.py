@@ -10,6 +10,7 @@ run. ``not_sent`` is non-zero only when a run stopped early (aborted).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -22,7 +23,16 @@ __all__ = ["Change", "Plan", "RowIssue", "RunStatus", "SyncResult"]
 
 RunStatus = Literal["succeeded", "partially_failed", "failed", "aborted"]
 
-COUNT_NAMES = ("read", "invalid", "unchanged", "added", "changed", "rejected", "not_sent", "retried")
+COUNT_NAMES = (
+    "read",
+    "invalid",
+    "unchanged",
+    "added",
+    "changed",
+    "rejected",
+    "not_sent",
+    "retried",
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -295,7 +305,5 @@ class Plan:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown
             self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass

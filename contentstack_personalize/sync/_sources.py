@@ -69,7 +69,9 @@ class CSVFile:
     encoding: str = "utf-8-sig"
 
 
-def from_csv(path: str | os.PathLike[str], *, delimiter: str = ",", encoding: str = "utf-8-sig") -> CSVFile:
+def from_csv(
+    path: str | os.PathLike[str], *, delimiter: str = ",", encoding: str = "utf-8-sig"
+) -> CSVFile:
     """A CSV file source (a header row, then data). Values arrive as text; declare field types
     to turn them into numbers, booleans or dates.
 
@@ -90,7 +92,7 @@ def _cursor_rows(cursor: Any, chunk_size: int) -> Iterator[dict[str, Any]]:
             if isinstance(record, Mapping):
                 yield dict(record)
             else:
-                yield dict(zip(columns, record))
+                yield dict(zip(columns, record, strict=False))
 
 
 def _csv_rows(source: CSVFile) -> Rows:

@@ -427,4 +427,3 @@ def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[State
         f"state must be a file path, MemoryState(), SQLiteState(...) or another StateStore, "
         f"not {type(state).__name__}"
     )
-
