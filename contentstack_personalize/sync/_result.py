@@ -154,7 +154,8 @@ class SyncResult:
             for issue in shown:
                 where = f"row {issue.row}" if issue.row is not None else "row ?"
                 who = f" uid={issue.uid!r}" if issue.uid is not None else ""
-                lines.append(f"    {issue.kind}: {where}{who}: {issue.reason}")
+                col = f" column {issue.column!r}:" if issue.column else ""
+                lines.append(f"    {issue.kind}: {where}{who}:{col} {issue.reason}")
         if self.issues_truncated:
             lines.append("  (more issues than kept in memory; the counts are exact)")
         return "\n".join(lines)
@@ -280,7 +281,8 @@ class Plan:
         for warning in self.warnings:
             lines.append(f"  warning: {warning}")
         for issue in self.invalid_rows[:5]:
-            lines.append(f"  invalid: row {issue.row} uid={issue.uid!r}: {issue.reason}")
+            col = f" column {issue.column!r}:" if issue.column else ""
+            lines.append(f"  invalid: row {issue.row} uid={issue.uid!r}:{col} {issue.reason}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
