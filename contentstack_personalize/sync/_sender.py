@@ -8,21 +8,45 @@ Senders here:
   retry policy, timeouts, TLS settings and exchange hooks. The default.
 - :class:`ThreadedSender`: a blocking ``PersonalizeClient`` driven from a thread pool, used when
   the caller injected a blocking ``httpx.Client`` or transport the async stack cannot use.
+- :class:`~contentstack_personalize.sync._fast.FastEdgeSender`: a lean HTTP/1.1 keep-alive client
+  on asyncio, several times faster than httpx per request. :func:`make_sender` picks it whenever
+  the client talks to the edge directly: no injected ``http_client`` or transport (the emulator
+  transport, mocks, custom proxies) and no proxy environment variable that applies to the edge.
+
+Which one a run uses can be forced with ``make_sender(client, concurrency=..., kind=...)`` passed
+as ``Sync(..., sender=...)``, or for every sync in the process with the environment variable
+``CONTENTSTACK_PERSONALIZE_SENDER=httpx`` (or ``fast``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Protocol, runtime_checkable
+import logging
+import os
+import urllib.parse
+import urllib.request
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 import httpx
 
 from ..client import AsyncPersonalizeClient, PersonalizeClient
-from ..errors import PersonalizeError
+from ..errors import ConfigurationError, PersonalizeError
 
-__all__ = ["EdgeSender", "HttpxSender", "SendOutcome", "ThreadedSender", "make_sender"]
+__all__ = [
+    "EdgeSender",
+    "HttpxSender",
+    "SenderKind",
+    "SendOutcome",
+    "ThreadedSender",
+    "make_sender",
+]
+
+logger = logging.getLogger("contentstack_personalize.sync")
+
+SenderKind = Literal["auto", "fast", "httpx"]
+ENV_SENDER = "CONTENTSTACK_PERSONALIZE_SENDER"
 
 
 @attrs.frozen
@@ -96,10 +120,82 @@ class ThreadedSender:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy httpx would use for ``url`` from the environment (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``ALL_PROXY``, honouring ``NO_PROXY``), or ``None``.
+
+    Example::
+
+        proxy_for("https://personalize-edge.contentstack.com")   # None without proxy vars
+    """
+    proxies = urllib.request.getproxies_environment()
+    parsed = urllib.parse.urlsplit(url)
+    proxy = proxies.get(parsed.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 (untyped in stubs)
+    if bypass(parsed.netloc, proxies):
+        return None
+    return proxy
+
+
+def fast_sender_problem(client: PersonalizeClient | AsyncPersonalizeClient) -> str | None:
+    """Why the fast sender cannot serve ``client`` (then httpx must), or ``None`` when it can.
+
+    Example::
+
+        fast_sender_problem(PersonalizeClient("p", transport=emulator.transport()))
+        # -> "the client has its own httpx transport or http_client"
+    """
+    if client._transport is not None or client._user_http_client:
+        return "the client has its own httpx transport or http_client"
+    if proxy_for(client.config.edge_url) is not None:
+        return "a proxy environment variable applies to the edge URL"
+    return None
+
+
 def make_sender(
+    client: PersonalizeClient | AsyncPersonalizeClient,
+    *,
+    concurrency: int,
+    kind: SenderKind | None = None,
+) -> EdgeSender:
+    """The right sender for ``client`` (see the module docs).
+
+    ``kind``: ``"auto"`` (default: the fast sender when the client talks to the edge directly,
+    else httpx), ``"fast"`` (refused with :class:`ConfigurationError` when the client has its
+    own transport or ``http_client``) or ``"httpx"``. Without ``kind``, the environment variable
+    ``CONTENTSTACK_PERSONALIZE_SENDER`` decides, then ``"auto"``.
+
+    Example::
+
+        sender = make_sender(client, concurrency=64, kind="httpx")
+        Sync(client, match_on="id", mapping={"plan": "plan"}, sender=sender).run(rows)
+    """
+    if kind is None:
+        kind = os.environ.get(ENV_SENDER, "auto").strip().lower() or "auto"  # type: ignore[assignment]
+    if kind not in ("auto", "fast", "httpx"):
+        raise ConfigurationError(
+            f"unknown sender kind {kind!r} (from the argument or {ENV_SENDER}); "
+            "use 'auto', 'fast' or 'httpx'"
+        )
+    if kind != "httpx":
+        problem = fast_sender_problem(client)
+        if problem is None:
+            from ._fast import FastEdgeSender
+
+            return FastEdgeSender(client, concurrency=concurrency)
+        if kind == "fast" and (client._transport is not None or client._user_http_client):
+            raise ConfigurationError(
+                f"the fast sender cannot be used: {problem}; use kind='httpx' (or 'auto')"
+            )
+        logger.debug("using the httpx sender: %s", problem)
+    return _httpx_sender(client, concurrency=concurrency)
+
+
+def _httpx_sender(
     client: PersonalizeClient | AsyncPersonalizeClient, *, concurrency: int
 ) -> EdgeSender:
-    """The right sender for ``client`` (see the module docs)."""
     if isinstance(client, AsyncPersonalizeClient):
         return HttpxSender(client)
     transport = client._transport
