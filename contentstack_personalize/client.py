@@ -37,6 +37,21 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from .resources import (
+        AsyncAttributes,
+        AsyncAudiences,
+        AsyncEvents,
+        AsyncExperiences,
+        AsyncProjects,
+        AsyncUsers,
+        Attributes,
+        Audiences,
+        Events,
+        Experiences,
+        Projects,
+        Users,
+    )
+
 __all__ = ["AsyncPersonalizeClient", "PersonalizeClient"]
 
 logger = logging.getLogger("contentstack_personalize.http")
@@ -319,6 +334,13 @@ class PersonalizeClient(_ClientCore):
             client.users.set_attributes("user-42", {"plan": "gold"})
     """
 
+    users: Users
+    attributes: Attributes
+    audiences: Audiences
+    events: Events
+    projects: Projects
+    experiences: Experiences
+
     def __init__(
         self,
         project_uid: str | None = None,
@@ -474,6 +496,13 @@ class AsyncPersonalizeClient(_ClientCore):
         async with AsyncPersonalizeClient("65f1...", auth=AuthToken(token)) as client:
             await client.users.set_attributes("user-42", {"plan": "gold"})
     """
+
+    users: AsyncUsers
+    attributes: AsyncAttributes
+    audiences: AsyncAudiences
+    events: AsyncEvents
+    projects: AsyncProjects
+    experiences: AsyncExperiences
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ from ._result import Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, SendOutcome, make_sender
 from ._sources import DEFAULT_CHUNK, open_source
 from ._state import RunRecord, StateStore, UserState, open_state
+from ._typecheck import TypeCheck, TypeChecker, TypeIssue, expectations_from_audiences
 from ._values import MISSING, _encode_str, is_null
 
 __all__ = ["OnDuplicate", "Sync"]
@@ -176,6 +177,12 @@ class _Work:
     old_state: dict[str, str]
     first_time: bool
     retried: bool
+
+
+@attrs.frozen
+class _Preflight:
+    warnings: list[str]
+    expectations: dict[str, tuple[set[str], list[str]]]
 
 
 class _Spool:
@@ -348,6 +355,7 @@ class Sync:
         chunk_size: int = DEFAULT_CHUNK,
         max_issue_details: int = 10_000,
         sender: EdgeSender | None = None,
+        type_check: TypeCheck = "warn",
     ) -> None:
         if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
             raise ConfigurationError(
@@ -359,6 +367,8 @@ class Sync:
                 "match_on must name the column holding the Personalize User UID, "
                 'e.g. match_on="user_id"'
             )
+        if type_check not in ("warn", "coerce", "reject", "off"):
+            raise ConfigurationError("type_check must be 'warn', 'coerce', 'reject' or 'off'")
         if on_duplicate not in ("reject_all", "first", "last"):
             raise ConfigurationError("on_duplicate must be 'reject_all', 'first' or 'last'")
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -394,6 +404,7 @@ class Sync:
         self.chunk_size = chunk_size
         self.max_issue_details = max_issue_details
         self._sender = sender
+        self.type_check: TypeCheck = type_check
         self.state, self._owns_state = open_state(state)
         self._said_no_management = False
 
@@ -417,11 +428,11 @@ class Sync:
 
     async def aplan(self, rows: Any, *, full: bool = False) -> Plan:
         """The coroutine behind :meth:`plan`."""
-        warnings = await self._preflight(create=False)
+        preflight = await self._preflight(create=False)
         spool = _Spool()
         try:
             tally = _Tally(self.max_issue_details)
-            self._load(rows, spool, tally)
+            type_issues = self._load(rows, spool, tally, preflight)
             db = spool.db
             db.execute("BEGIN")
             buffer: list[tuple[str, str, str | None, str, int]] = []
@@ -454,8 +465,9 @@ class Sync:
             counts=tally.counts(),
             invalid_rows=tuple(tally.invalid_rows),
             issues_truncated=tally.truncated,
-            warnings=tuple(warnings),
+            warnings=(*preflight.warnings, *(i.describe() for i in type_issues)),
             changes_db=spool.db,
+            extras={"type_issues": type_issues},
         )
 
     def run(self, rows: Any, *, full: bool = False) -> SyncResult:
@@ -510,47 +522,60 @@ class Sync:
             return await method(*args)
         return await asyncio.to_thread(method, *args)
 
-    async def _preflight(self, *, create: bool) -> list[str]:
-        """Check (or create) the mapped attributes; return warnings for the report."""
-        if not self.check_attributes and not self.create_missing_attributes:
-            return []
+    async def _preflight(self, *, create: bool) -> _Preflight:
+        """Check (or create) the mapped attributes and read what audience rules expect of
+        them. Returns warnings for the report and the type expectations per attribute key."""
+        checks = self.check_attributes or self.create_missing_attributes
+        wants_types = self.type_check != "off"
+        if not checks and not wants_types:
+            return _Preflight([], {})
         if not self.client.has_management_auth:
             message = (
                 "no Management API credentials: mapped keys were not checked against the "
-                "project's custom attributes (pass auth=... to check them)"
+                "project's custom attributes nor its audience rules (pass auth=... to check them)"
             )
             if not self._said_no_management:
                 logger.warning(message)
                 self._said_no_management = True
-            return [message]
+            return _Preflight([message], {})
         keys = self.keys
-        if create and self.create_missing_attributes:
-            await self._call_client("attributes.ensure", keys)
-            return []
+        warnings: list[str] = []
         attributes = await self._call_client("attributes.list")
-        custom = {a.key for a in attributes if a.is_custom}
-        presets = {a.key for a in attributes if not a.is_custom}
-        missing = [k for k in keys if k not in custom]
-        if not missing:
-            return []
-        preset_hits = [k for k in missing if k in presets]
-        verb = "is a preset" if len(preset_hits) == 1 else "are presets"
-        detail = ""
-        if preset_hits:
-            detail = f" ({', '.join(preset_hits)} {verb}, which a sync cannot write)"
-        message = (
-            f"mapped keys {missing} are not custom attributes of project "
-            f"{self.client.project_uid}{detail}; create them in Personalize or pass "
-            "create_missing_attributes=True"
-        )
-        if not create and self.create_missing_attributes and not preset_hits:
-            return [message.split(";")[0] + "; the run will create them"]
-        if create:
-            raise ConfigurationError(message)
-        return [message]
+        if checks:
+            custom = {a.key for a in attributes if a.is_custom}
+            presets = {a.key for a in attributes if not a.is_custom}
+            missing = [k for k in keys if k not in custom]
+            preset_hits = [k for k in missing if k in presets]
+            if missing:
+                verb = "is a preset" if len(preset_hits) == 1 else "are presets"
+                detail = ""
+                if preset_hits:
+                    detail = f" ({', '.join(preset_hits)} {verb}, which a sync cannot write)"
+                message = (
+                    f"mapped keys {missing} are not custom attributes of project "
+                    f"{self.client.project_uid}{detail}; create them in Personalize or pass "
+                    "create_missing_attributes=True"
+                )
+                if self.create_missing_attributes and not preset_hits:
+                    if create:
+                        attributes = await self._call_client("attributes.ensure", keys)
+                    else:
+                        warnings.append(message.split(";")[0] + "; the run will create them")
+                elif create:
+                    raise ConfigurationError(message)
+                else:
+                    warnings.append(message)
+        expectations: dict[str, tuple[set[str], list[str]]] = {}
+        if wants_types:
+            audiences = await self._call_client("audiences.list")
+            expectations = expectations_from_audiences(attributes, audiences)
+        return _Preflight(warnings, expectations)
 
-    def _load(self, rows: Any, spool: _Spool, tally: _Tally) -> None:
-        """Stages 1-3: read the source, match and map every row into the spool."""
+    def _load(
+        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+    ) -> list[TypeIssue]:
+        """Stages 1-3: read the source, match and map every row into the spool. Returns the
+        type issues found in the columns."""
         source = open_source(rows, chunk_size=self.chunk_size)
         needed = [self.match_on] + [f.column for f in self.fields if f.column is not None]
         if source.columns is not None:
@@ -562,6 +587,8 @@ class Sync:
                 )
         match_on = self.match_on
         converters = [(f.key, f.convert) for f in self.fields]
+        checker = TypeChecker(self.fields, preflight.expectations, self.type_check)
+        check = checker.check if checker.active else None
         good: list[tuple[int, str, str]] = []
         uids: list[tuple[str, int]] = []
         chunk = self.chunk_size
@@ -584,6 +611,8 @@ class Sync:
                 for key, convert in converters:
                     value = convert(row)
                     if type(value) is str:
+                        if check is not None:
+                            value = check(row_number, key, value)
                         parts.append(_encode_str(key) + ":" + _encode_str(value))
             except InvalidCell as cell:
                 tally.invalid_row(row_number, uid, cell.reason, cell.column)
@@ -595,6 +624,10 @@ class Sync:
                 uids.clear()
         spool.add(good, uids)
         tally.read = row_number
+        issues = checker.issues()
+        for issue in issues:
+            logger.warning("sync %r: %s", self.name, issue.describe())
+        return issues
 
     def _diff(self, spool: _Spool, tally: _Tally, full: bool, clear: list[str]) -> Iterator[_Work]:
         """Stage 4: compare with the state; yield the users that need a request."""
@@ -663,13 +696,16 @@ class Sync:
             )
         )
         warnings: list[str] = []
+        type_issues: list[TypeIssue] = []
         error: str | None = None
         status: RunStatus = "failed"
         spool: _Spool | None = None
         try:
-            warnings = await self._preflight(create=True)
+            preflight = await self._preflight(create=True)
+            warnings = list(preflight.warnings)
             spool = _Spool()
-            self._load(rows, spool, tally)
+            type_issues = self._load(rows, spool, tally, preflight)
+            warnings += [issue.describe() for issue in type_issues]
             logger.info(
                 "sync %r run %s: read %d rows (%d invalid)",
                 self.name,
@@ -720,6 +756,7 @@ class Sync:
                 rejected=tally.rejected,
                 not_sent=tally.not_sent,
                 retried=tally.retried,
+                extras={"type_issues": type_issues},
             )
             holder["result"] = result
             try:
