@@ -16,7 +16,7 @@ import attrs
 
 from .._types import NOT_GIVEN
 from ..errors import ConfigurationError
-from ._values import MISSING, InvalidValue, canonical, is_null, normalize
+from ._values import MISSING, InvalidValue, _encode_str, canonical, is_null, normalize
 
 __all__ = ["Field", "FieldSpec", "NullPolicy", "compile_mapping"]
 
@@ -367,12 +367,6 @@ def _compile(field: Field) -> CompiledField:
     return CompiledField(
         key=field.key, column=field.column, field=field, declared=declared, convert=convert
     )
-
-
-def _encode_str(text: str) -> str:
-    from ._values import _encode_str as enc
-
-    return str(enc(text))
 
 
 def compile_mapping(

@@ -25,17 +25,21 @@ __all__ = ["TypeCheck", "TypeChecker", "TypeIssue", "expectations_from_audiences
 TypeCheck = Literal["warn", "coerce", "reject", "off"]
 
 #: JSON kinds by the first character of a canonical JSON text.
-_KIND_BY_FIRST = {'"': "string", "t": "boolean", "f": "boolean", "[": "list", "{": "object"}
+_KIND_BY_FIRST = {
+    '"': "string",
+    "t": "boolean",
+    "f": "boolean",
+    "[": "list",
+    "{": "object",
+    "n": "null",
+}
 
 _MAX_EXAMPLES = 3
 
 
 def json_kind(canonical: str) -> str:
     """``"string"``, ``"number"``, ``"boolean"``, ``"list"``, ``"object"`` or ``"null"``."""
-    first = canonical[0]
-    if first == "n":
-        return "null"
-    return _KIND_BY_FIRST.get(first, "number")
+    return _KIND_BY_FIRST.get(canonical[0], "number")
 
 
 @attrs.frozen(kw_only=True)
@@ -205,14 +209,14 @@ class TypeChecker:
 
     def check(self, row: int, key: str, canonical: str) -> str:
         """Record ``canonical`` for ``key``; return it (or its coercion) or raise InvalidCell."""
-        kind = json_kind(canonical)
+        kind = _KIND_BY_FIRST.get(canonical[0], "number")
         if kind == "null":
             return canonical
-        stats = self._stats[key]
-        stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
-        examples = stats.examples.setdefault(kind, [])
-        if len(examples) < _MAX_EXAMPLES:
-            examples.append((row, json.loads(canonical)))
+        kinds_seen = self._stats[key].kinds
+        seen = kinds_seen.get(kind, 0) + 1
+        kinds_seen[kind] = seen
+        if seen <= _MAX_EXAMPLES:
+            self._stats[key].examples.setdefault(kind, []).append((row, json.loads(canonical)))
         expected = self._expected.get(key)
         if expected is None:
             return canonical
@@ -221,6 +225,7 @@ class TypeChecker:
             return canonical
         if kind == "string" and "time" in kinds and _is_time(json.loads(canonical)):
             return canonical
+        stats = self._stats[key]
         stats.mismatches += 1
         if len(stats.mismatch_examples) < _MAX_EXAMPLES:
             stats.mismatch_examples.append((row, json.loads(canonical)))
