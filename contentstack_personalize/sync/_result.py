@@ -15,9 +15,14 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+
+from . import _views
+
+if TYPE_CHECKING:
+    from ..debugger import Debugger
 
 __all__ = ["Change", "Plan", "RowIssue", "RunStatus", "SyncResult"]
 
@@ -80,6 +85,11 @@ def _fmt_time(ts: float) -> str:
 class SyncResult:
     """The outcome of one run.
 
+    In Jupyter a result renders as a table (status badge, counts, timings, first issues);
+    ``to_pandas()`` gives every kept issue as a DataFrame. ``debugger`` is the
+    :class:`~contentstack_personalize.debugger.Debugger` that recorded the run's API calls,
+    when the run had one.
+
     Example::
 
         result = sync.run(rows)
@@ -108,6 +118,7 @@ class SyncResult:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     extras: dict[str, Any] = attrs.field(factory=dict)
+    debugger: Debugger | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def duration(self) -> float:
@@ -158,6 +169,8 @@ class SyncResult:
                 lines.append(f"    {issue.kind}: {where}{who}:{col} {issue.reason}")
         if self.issues_truncated:
             lines.append("  (more issues than kept in memory; the counts are exact)")
+        if self.debugger is not None:
+            lines.append(f"  {self.debugger.summary()}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -179,19 +192,20 @@ class SyncResult:
             "invalid_rows": [i.to_dict() for i in self.invalid_rows],
             "rejected_rows": [i.to_dict() for i in self.rejected_rows],
             "issues_truncated": self.issues_truncated,
+            **({"debugger": self.debugger.stats()} if self.debugger is not None else {}),
         }
 
     def to_pandas(self) -> Any:
-        """The invalid and rejected rows as a pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "to_pandas() needs pandas: pip install 'contentstack-personalize[pandas]'"
-            ) from exc
-        records = [i.to_dict() for i in (*self.invalid_rows, *self.rejected_rows)]
-        columns = ["kind", "row", "uid", "reason", "column", "status", "code"]
-        return pd.DataFrame.from_records(records, columns=columns)
+        """The row outcomes that did not sync (invalid, rejected, not sent) as a pandas
+        DataFrame with columns ``kind, row, uid, reason, column, status, code`` (needs pandas:
+        ``pip install 'contentstack-personalize[pandas]'``).
+
+        Example: ``result.to_pandas().groupby("reason").size()``
+        """
+        return _views.result_to_pandas(self)
+
+    def _repr_html_(self) -> str:
+        return _views.result_html(self)
 
 
 class Plan:
@@ -265,6 +279,17 @@ class Plan:
     def for_user(self, uid: str) -> list[Change]:
         """The changes of one user."""
         return [c for c in self.changes() if c.uid == uid]
+
+    def to_pandas(self) -> Any:
+        """The changes as a pandas DataFrame with columns ``uid, attribute, old, new,
+        first_time`` (needs pandas: ``pip install 'contentstack-personalize[pandas]'``).
+
+        Example: ``plan.to_pandas().groupby("attribute").size()``
+        """
+        return _views.plan_to_pandas(self)
+
+    def _repr_html_(self) -> str:
+        return _views.plan_html(self)
 
     def summary(self) -> str:
         """A readable report of what a run would do."""

@@ -1,5 +1,6 @@
 """Sync state: per user, the last attribute values the edge *accepted*, the failure count of users
-not yet accepted, the run history, and small per-sync metadata (alert states).
+not yet accepted, the run history, small per-sync metadata (alert states), and the API exchanges
+a debugger chose to keep with a run (with a retention period).
 
 Two stores share one interface: :class:`SQLiteState` (a file; WAL, transactions, schema version)
 and :class:`MemoryState` (tests, notebooks, throwaway runs). Many syncs can share one store: every
@@ -9,20 +10,34 @@ record is keyed by the sync's name.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from ..errors import ConfigurationError
 
-__all__ = ["MemoryState", "RunRecord", "SQLiteState", "StateStore", "UserState", "open_state"]
+logger = logging.getLogger("contentstack_personalize.sync")
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "ExchangeStore",
+    "MemoryState",
+    "RunRecord",
+    "SQLiteState",
+    "StateStore",
+    "UserState",
+    "open_state",
+]
+
+#: Version 2 added the ``exchanges`` table (debugger persistence); version 1 files are migrated.
+SCHEMA_VERSION = 2
+#: Most exchanges ``exchanges()`` returns unless told otherwise.
+DEFAULT_EXCHANGE_LIMIT = 1000
 _QUERY_CHUNK = 900  # below SQLite's historical 999-parameter limit
 
 
@@ -96,6 +111,54 @@ class StateStore(Protocol):
         ...
 
 
+@runtime_checkable
+class ExchangeStore(Protocol):
+    """A store that can keep a debugger's exchanges with their run (optional for a
+    :class:`StateStore`; ``SQLiteState`` and ``MemoryState`` are both).
+
+    Records are the dicts of ``DebugRecord.to_dict()``: at least ``time`` (a Unix timestamp),
+    ``user_uid``, ``status`` and ``seq``.
+
+    Example::
+
+        store.save_exchanges("users", run_id, [r.to_dict() for r in debugger.failed()])
+        store.exchanges("users", uid="user-42")
+        store.prune_exchanges(time.time() - 7 * 86400)
+    """
+
+    def save_exchanges(
+        self, sync_name: str, run_id: str, records: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep ``records`` as exchanges of run ``run_id`` of ``sync_name``."""
+        ...
+
+    def exchanges(
+        self,
+        sync_name: str,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_EXCHANGE_LIMIT,
+        *,
+        failed_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
+        ...
+
+    def prune_exchanges(self, older_than: float) -> int:
+        """Delete exchanges that happened before ``older_than`` (Unix time); return how many."""
+        ...
+
+
+def _record_ok(record: Mapping[str, Any]) -> bool:
+    status = record.get("status")
+    return isinstance(status, int) and 200 <= status < 300
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+
+
 class MemoryState:
     """State kept in this process only: a rerun in the same process is incremental, a new
     process starts from nothing (and so sends every user again).
@@ -107,6 +170,7 @@ class MemoryState:
         self._users: dict[tuple[str, str], UserState] = {}
         self._runs: dict[str, RunRecord] = {}
         self._meta: dict[tuple[str, str], str] = {}
+        self._exchanges: list[tuple[str, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
@@ -162,6 +226,46 @@ class MemoryState:
             else:
                 self._meta[(sync_name, key)] = value
 
+    def save_exchanges(
+        self, sync_name: str, run_id: str, records: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep a debugger's records with run ``run_id`` (see :class:`ExchangeStore`)."""
+        copies = [(sync_name, run_id, json.loads(json.dumps(dict(r)))) for r in records]
+        with self._lock:
+            self._exchanges.extend(copies)
+
+    def exchanges(
+        self,
+        sync_name: str,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_EXCHANGE_LIMIT,
+        *,
+        failed_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
+        _check_limit(limit)
+        with self._lock:
+            mine = [
+                dict(rec)
+                for name, run, rec in self._exchanges
+                if name == sync_name
+                and (run_id is None or run == run_id)
+                and (uid is None or rec.get("user_uid") == uid)
+                and not (failed_only and _record_ok(rec))
+            ]
+        mine.sort(key=lambda r: (r.get("time") or 0.0, r.get("seq") or 0))
+        return mine[-limit:]
+
+    def prune_exchanges(self, older_than: float) -> int:
+        """Delete exchanges that happened before ``older_than``; return how many."""
+        with self._lock:
+            before = len(self._exchanges)
+            self._exchanges = [
+                e for e in self._exchanges if (e[2].get("time") or 0.0) >= older_than
+            ]
+            return before - len(self._exchanges)
+
     def user_count(self, sync_name: str) -> int:
         """How many users the store knows for ``sync_name``."""
         with self._lock:
@@ -201,6 +305,32 @@ CREATE TABLE IF NOT EXISTS sync_meta (
     PRIMARY KEY (sync_name, key)
 ) WITHOUT ROWID;
 """
+
+# Version 2: the exchanges a debugger kept, per run. ``record`` is the JSON of a DebugRecord;
+# the other columns are copies of its fields for filtering and retention.
+_EXCHANGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    id INTEGER PRIMARY KEY,
+    sync_name TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    uid TEXT,
+    status INTEGER,
+    ok INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_by_run ON exchanges (sync_name, run_id, time);
+CREATE INDEX IF NOT EXISTS exchanges_by_uid ON exchanges (sync_name, uid, time);
+CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges (time);
+"""
+
+#: ``{from_version: statements}``: each step brings a file from that version to the next.
+_MIGRATIONS: dict[int, str] = {1: _EXCHANGES_SCHEMA}
+
+
+def _statements(script: str) -> list[str]:
+    return [part for part in script.split(";") if part.strip()]
 
 
 class SQLiteState:
@@ -254,12 +384,26 @@ class SQLiteState:
                 f"the state store {self.path!r} has no schema version; it was not written by a "
                 "released version of this library and cannot be read safely"
             )
+        if version == 0:
+            with self._transaction():
+                for statement in _statements(_SCHEMA + _EXCHANGES_SCHEMA):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return
+        # An older store: apply each migration step in one transaction, so a crash leaves the
+        # file at its old version, still readable by the old library and migrated next time.
         if version < SCHEMA_VERSION:
             with self._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _statements(_MIGRATIONS[step]):
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            logger.info(
+                "migrated the state store %r from schema %d to %d",
+                self.path,
+                version,
+                SCHEMA_VERSION,
+            )
 
     class _Tx:
         def __init__(self, store: SQLiteState) -> None:
@@ -395,6 +539,71 @@ class SQLiteState:
                     "INSERT OR REPLACE INTO sync_meta (sync_name, key, value) VALUES (?, ?, ?)",
                     (sync_name, key, value),
                 )
+
+    def save_exchanges(
+        self, sync_name: str, run_id: str, records: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep a debugger's records with run ``run_id`` (see :class:`ExchangeStore`)."""
+        if not records:
+            return
+        rows = []
+        for r in records:
+            status = r.get("status")
+            rows.append(
+                (
+                    sync_name,
+                    run_id,
+                    int(r.get("seq") or 0),
+                    float(r.get("time") or time.time()),
+                    r.get("user_uid"),
+                    status if isinstance(status, int) else None,
+                    1 if _record_ok(r) else 0,
+                    json.dumps(dict(r), ensure_ascii=False, separators=(",", ":")),
+                )
+            )
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO exchanges (sync_name, run_id, seq, time, uid, status, ok, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def exchanges(
+        self,
+        sync_name: str,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_EXCHANGE_LIMIT,
+        *,
+        failed_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
+        _check_limit(limit)
+        where = ["sync_name = ?"]
+        params: list[Any] = [sync_name]
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if uid is not None:
+            where.append("uid = ?")
+            params.append(uid)
+        if failed_only:
+            where.append("ok = 0")
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT record FROM exchanges WHERE {' AND '.join(where)} "
+                "ORDER BY time DESC, seq DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
+            found = [json.loads(row[0]) for row in cursor]
+        found.reverse()
+        return found
+
+    def prune_exchanges(self, older_than: float) -> int:
+        """Delete exchanges that happened before ``older_than``; return how many."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM exchanges WHERE time < ?", (older_than,))
+            return int(cursor.rowcount)
 
     def user_count(self, sync_name: str) -> int:
         """How many users the store knows for ``sync_name``."""
