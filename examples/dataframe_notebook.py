@@ -40,16 +40,17 @@ df.head()
 
 # %% Declare the sync. numpy numbers, NaN and dates are normalised for you; a NaN is "no value"
 # and, with the default null policy "skip", leaves that attribute untouched for that user.
+mapping: dict[str, str | Field] = {
+    "plan": "plan",
+    "lifetime_value": Field("lifetime_value", type=float),
+    "is_vip": Field("is_vip", type=bool),
+    "signup_date": Field("signup_date", type="date"),
+}
 client = cleanup.enter_context(PersonalizeClient())
 sync = Sync(
     client,
     match_on="user_id",
-    mapping={
-        "plan": "plan",
-        "lifetime_value": Field("lifetime_value", type=float),
-        "is_vip": Field("is_vip", type=bool),
-        "signup_date": Field("signup_date", type="date"),
-    },
+    mapping=mapping,
     state=MemoryState(),  # a notebook session; use a file path to stay incremental across runs
     create_missing_attributes=True,
 )
@@ -69,7 +70,9 @@ issues[["kind", "row", "uid", "column", "reason"]]
 # %% Change one user and run again: only that attribute of that user is sent.
 df.loc[df["user_id"] == "u00001", "plan"] = "enterprise"
 again = sync.run(df)
-print(f"second run: {again.changed} changed, {again.unchanged} unchanged, {again.requests} requests")
+print(
+    f"second run: {again.changed} changed, {again.unchanged} unchanged, {again.requests} requests"
+)
 
 
 # %% HTML views: in Jupyter the last expression of a cell renders itself; here we write a file.

@@ -26,7 +26,7 @@ from contentstack_personalize.sync import Field, Sync, SyncResult, from_csv
 
 # Column -> attribute key. A CSV holds text: declare types so that "1597.42" is sent as a
 # number and "true" as a boolean, and a cell that is neither makes its row invalid.
-MAPPING = {
+MAPPING: dict[str, str | Field] = {
     "plan": "plan",
     "lifetime_value": Field("lifetime_value", type=float),
     "is_vip": Field("is_vip", type=bool),
@@ -37,20 +37,27 @@ MAPPING = {
 
 def sync_csv(csv_path: Path, state: Path) -> SyncResult:
     """Sync one CSV file; the state file makes the next run incremental."""
-    with PersonalizeClient() as client, Sync(
-        client,
-        match_on="user_id",
-        mapping=MAPPING,
-        state=str(state),
-        create_missing_attributes=True,  # or create them once in the Personalize UI
-    ) as sync:
+    with (
+        PersonalizeClient() as client,
+        Sync(
+            client,
+            match_on="user_id",
+            mapping=MAPPING,
+            state=str(state),
+            create_missing_attributes=True,  # or create them once in the Personalize UI
+        ) as sync,
+    ):
         return sync.run(from_csv(csv_path))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv", nargs="?", type=Path, default=Path(__file__).parent / "data" / "users.csv")
-    parser.add_argument("--state", type=Path, help="state file (default: users_sync.db with --real)")
+    parser.add_argument(
+        "csv", nargs="?", type=Path, default=Path(__file__).parent / "data" / "users.csv"
+    )
+    parser.add_argument(
+        "--state", type=Path, help="state file (default: users_sync.db with --real)"
+    )
     parser.add_argument("--real", action="store_true", help="use the project in the environment")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -37,7 +37,7 @@ MODEL_SQL = """
     ORDER BY u.user_id
 """
 
-MAPPING = {
+MAPPING: dict[str, str | Field] = {
     "plan": "plan",
     "lifetime_value": Field("lifetime_value", type=float),
     "order_count": Field("order_count", type=int),
@@ -77,14 +77,17 @@ def build_demo_warehouse(path: Path, users: int = 200) -> None:
 
 def sync_model(connection: sqlite3.Connection, state: Path) -> SyncResult:
     """Run the model's query and sync its rows; only changed users are sent."""
-    with PersonalizeClient() as client, Sync(
-        client,
-        match_on="user_id",
-        mapping=MAPPING,
-        state=str(state),
-        name="warehouse/users",  # a stable name: the state is keyed by it
-        create_missing_attributes=True,
-    ) as sync:
+    with (
+        PersonalizeClient() as client,
+        Sync(
+            client,
+            match_on="user_id",
+            mapping=MAPPING,
+            state=str(state),
+            name="warehouse/users",  # a stable name: the state is keyed by it
+            create_missing_attributes=True,
+        ) as sync,
+    ):
         return sync.run(from_sql(connection, MODEL_SQL, [0]))
 
 
