@@ -36,6 +36,15 @@ __all__ = ["FastEdgeSender"]
 
 logger = logging.getLogger("contentstack_personalize.http")
 
+#: How the sender waits between attempts (tests replace it to see the delays without waiting).
+_sleep = asyncio.sleep
+
+#: A keep-alive connection idle for longer than this may have been closed by the server just as
+#: we reused it; a request on it that gets no answer at all is resent once on a fresh connection
+#: without counting as an attempt. On a busy connection the same silence is a real failure
+#: (a drop), which the retry policy and the exchange hooks see.
+_STALE_AFTER = 1.0
+
 _MAX_HEAD = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -81,6 +90,7 @@ class _Connection(asyncio.Protocol):
         "_status",
         "_waiter",
         "closed",
+        "idle_since",
         "transport",
         "used",
     )
@@ -89,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False
+        self.idle_since = 0.0
         self._buf = bytearray()
         self._waiter: asyncio.Future[_Response] | None = None
         self._status = 0
@@ -374,7 +385,7 @@ class FastEdgeSender:
             if delay is None:
                 break
             if policy.sleep and delay > 0:
-                await asyncio.sleep(delay)
+                await _sleep(delay)
         if error is None and 200 <= status < 300:
             return SendOutcome(True, attempt)
         request = self._httpx_request(user_uid, body)
@@ -435,7 +446,7 @@ class FastEdgeSender:
     async def _exchange(
         self, conn: _Connection, data: bytes, loop: asyncio.AbstractEventLoop
     ) -> _Response:
-        reused = conn.used
+        stale_risk = conn.used and loop.time() - conn.idle_since > _STALE_AFTER
         conn.used = True
         waiter = conn.request(data, loop)
         timer = None
@@ -445,7 +456,7 @@ class FastEdgeSender:
             response = await waiter
         except _Failure as exc:
             self._forget(conn)
-            if reused and exc.args[0] == "unanswered":
+            if stale_risk and exc.args[0] == "unanswered":
                 raise _Stale from None
             raise _as_httpx(exc) from None
         except BaseException:
@@ -456,6 +467,7 @@ class FastEdgeSender:
             if timer is not None:
                 timer.cancel()
         if response.keep_alive and not conn.closed and not self._closed:
+            conn.idle_since = loop.time()
             self._idle.append(conn)
         else:
             self._forget(conn)
