@@ -1,0 +1,80 @@
+"""Sync alerts: rules checked after every run, sinks notified once when a rule starts failing
+and once when it recovers.
+
+Example::
+
+    from contentstack_personalize.alerts import (
+        Alerts, DurationAbove, InvalidAbove, PagerDuty, RejectedAbove, RowsDropped, RunFailed,
+        SlackWebhook,
+    )
+
+    alerts = Alerts(
+        rules=[RunFailed(severity="critical"), RejectedAbove(percent=5),
+               InvalidAbove(percent=10), RowsDropped(percent=50), DurationAbove(seconds=3600)],
+        sinks=[SlackWebhook(os.environ["SLACK_WEBHOOK_URL"]),
+               PagerDuty(os.environ["PAGERDUTY_ROUTING_KEY"], min_severity="error")],
+    )
+    result = sync.run(rows)
+    outcomes = alerts.evaluate(result, sync.state)
+
+See ``docs/alerts.md``.
+"""
+
+from __future__ import annotations
+
+from ._engine import Alerts, RuleState, decide, dedup_key, evaluate_alerts, previous_run
+from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, redact_url
+from ._rules import (
+    SEVERITIES,
+    DurationAbove,
+    InvalidAbove,
+    RejectedAbove,
+    RowsDropped,
+    Rule,
+    RunFailed,
+    Severity,
+    Verdict,
+)
+from ._sinks import (
+    CallableSink,
+    Email,
+    PagerDuty,
+    Sink,
+    SlackWebhook,
+    TwilioSMS,
+    Webhook,
+    sign_body,
+    verify_signature,
+)
+
+__all__ = [
+    "SEVERITIES",
+    "Alert",
+    "AlertAction",
+    "AlertDeliveryError",
+    "AlertOutcome",
+    "Alerts",
+    "CallableSink",
+    "DurationAbove",
+    "Email",
+    "InvalidAbove",
+    "PagerDuty",
+    "RejectedAbove",
+    "RowsDropped",
+    "Rule",
+    "RuleState",
+    "RunFailed",
+    "Severity",
+    "Sink",
+    "SlackWebhook",
+    "TwilioSMS",
+    "Verdict",
+    "Webhook",
+    "decide",
+    "dedup_key",
+    "evaluate_alerts",
+    "previous_run",
+    "redact_url",
+    "sign_body",
+    "verify_signature",
+]
