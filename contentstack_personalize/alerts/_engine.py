@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -376,7 +375,7 @@ class Alerts:
                 message=verdict.message,
                 run_id=result.run_id,
                 run_status=result.status,
-                at=time.time(),
+                at=result.finished_at,
                 dedup_key=dedup_key(sync_name, rule),
                 details=details,
             )

@@ -731,8 +731,8 @@ class CallableSink:
         if not callable(fn):
             raise ConfigurationError(f"a sink must be callable, not {type(fn).__name__}")
         self.fn = fn
-        default = getattr(fn, "__qualname__", None) or type(fn).__name__
-        self.name = name or default
+        qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
+        self.name = name or qualname.rsplit("<locals>.", 1)[-1]
         self.min_severity = _check_min_severity(min_severity)
 
     def send(self, alert: Alert) -> None:
