@@ -7,6 +7,7 @@ promises. A new example without an entry in ``EXPECTED`` fails ``test_every_exam
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -131,7 +132,7 @@ def orchestrator(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Persona
     for name in [k for k in os.environ if k.startswith("CONTENTSTACK_")]:
         monkeypatch.delenv(name)
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    import orchestrator_task
+    orchestrator_task = importlib.import_module("orchestrator_task")
 
     emulator = PersonalizeEmulator(unknown_attribute="reject")
     with emulator.serve() as server:
