@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import sys
 from pathlib import Path
 
@@ -75,27 +74,19 @@ print(
 )
 
 
-# %% HTML views: in Jupyter the last expression of a cell renders itself; here we write a file.
-def as_html(obj: object) -> str:
-    """The object's notebook view, or its text summary where it has no HTML view yet."""
-    render = getattr(obj, "_repr_html_", None)
-    if callable(render):
-        return str(render())
-    # TODO(issue 10): drop this fallback once Plan and SyncResult have _repr_html_.
-    return f"<pre>{html.escape(str(obj))}</pre>"
-
-
+# %% HTML views: in Jupyter, a cell ending in `plan` or `result` renders it as a table; here the
+# same HTML goes to a file.
 page = "\n".join(
     [
         "<!doctype html><meta charset='utf-8'><title>Sync report</title>",
         "<h2>Plan</h2>",
-        as_html(plan),
+        plan._repr_html_(),
         "<h2>First run</h2>",
-        as_html(result),
+        result._repr_html_(),
         "<h2>Rows not synced</h2>",
         issues.to_html(index=False),
         "<h2>Second run</h2>",
-        as_html(again),
+        again._repr_html_(),
     ]
 )
 args.html.write_text(page, encoding="utf-8")
