@@ -55,11 +55,14 @@ def redact_url(url: str) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret in ``secrets`` replaced by ``[REDACTED]``.
+    """``text`` with every secret in ``secrets`` replaced by ``[REDACTED]``.
+
+    Strings shorter than 6 characters are left alone: masking every ``s`` of a message would
+    hide the message, and no real key, token or password is that short.
 
     Example: ``scrub("bad key abc123", ["abc123"])`` -> ``"bad key [REDACTED]"``
     """
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
 
