@@ -299,3 +299,29 @@ class TestAgainstTheEmulator:
         [record] = debugger.records
         assert (record.user_uid, record.status, record.run_id) == ("user-9", 200, "r")
         assert record.request_body == '{"plan":"gold"}'
+
+    def test_a_run_over_loopback_http_is_recorded(self) -> None:
+        """Whatever sender the engine picks for a real URL, attaching to the client is enough."""
+        from contentstack_personalize import PersonalizeClient
+        from tests.sync.conftest import FAST_RETRY
+
+        emulator = PersonalizeEmulator(seed=8)
+        emulator.set_faults(fail_nth={5: 503})
+        debugger = Debugger()
+        with emulator.serve() as server:
+            client = PersonalizeClient(
+                emulator.project_uid,
+                edge_url=server.edge_url,
+                management_url=server.management_url,
+                read_env=False,
+                retry=FAST_RETRY,
+            )
+            with client, debugger.attach(client, sync_name="s", run_id="r"):
+                result = Sync(client, match_on="user_id", mapping={"plan": "plan"}).run(people(40))
+        assert result.added == 40
+        assert debugger.seen == 41
+        assert [r.status for r in debugger.failed()] == [503]
+        uid = debugger.failed()[0].user_uid
+        assert uid is not None
+        assert [r.attempt for r in debugger.for_user(uid)] == [1, 2]
+        assert all(r.run_id == "r" for r in debugger.records)
