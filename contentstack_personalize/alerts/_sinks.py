@@ -126,6 +126,11 @@ def _check_http_url(url: object, what: str) -> str:
     return url
 
 
+def _url_path(url: str) -> str:
+    """Everything after the host (path, query): where webhook URLs keep their keys."""
+    return url.split("://", 1)[-1].partition("/")[2]
+
+
 class _HttpSink:
     """Shared plumbing of the HTTP sinks: one POST, errors with secrets removed."""
 
@@ -231,7 +236,8 @@ class SlackWebhook(_HttpSink):
         _HTTPX_FILTER.add(self._secrets())
 
     def _secrets(self) -> list[str]:
-        return [self._url, self._url.split("://", 1)[-1].split("/", 1)[-1]]
+        # The path is the key; masking only it keeps "https://hooks.slack.com/[REDACTED]".
+        return [_url_path(self._url)]
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         """The JSON body posted for ``alert``."""
@@ -421,10 +427,7 @@ class Webhook(_HttpSink):
         _HTTPX_FILTER.add(self._secrets())
 
     def _secrets(self) -> list[str]:
-        out = [self._url]
-        path = self._url.split("://", 1)[-1].partition("/")[2]
-        if path:
-            out.append(path)
+        out = [_url_path(self._url)]
         if isinstance(self._secret, str):
             out.append(self._secret)
         elif self._secret is not None:
