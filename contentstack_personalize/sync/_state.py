@@ -55,7 +55,16 @@ class UserState:
 
 @attrs.frozen(kw_only=True)
 class RunRecord:
-    """One run in the history (see ``Sync.history()``)."""
+    """One run in the history (see ``Sync.history()``).
+
+    ``status`` is ``"running"`` while a run goes (and stays so if the process died), else the
+    run's final status; ``counts`` holds the result's counts plus ``requests``.
+
+    Example::
+
+        for run in sync.history(limit=10):
+            print(run.run_id, run.status, run.duration, run.counts.get("rejected"), run.error)
+    """
 
     run_id: str
     sync_name: str
@@ -64,6 +73,11 @@ class RunRecord:
     status: str
     counts: dict[str, int]
     error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the run took, or ``None`` when it has not finished (or never did)."""
+        return None if self.finished_at is None else self.finished_at - self.started_at
 
 
 @runtime_checkable
