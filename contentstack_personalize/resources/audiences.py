@@ -13,12 +13,16 @@ Example::
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
 
 from .._types import NOT_GIVEN, NotGiven
 from ..models import Audience
 from ..rules import RuleCombination
 from . import _ops
 from ._base import AsyncResource, SyncResource
+
+if TYPE_CHECKING:
+    from ..membership import MembershipEncoding
 
 __all__ = ["AsyncAudiences", "Audiences"]
 
@@ -56,6 +60,33 @@ class Audiences(SyncResource):
         """Delete an audience (a Lytics one raises :class:`ConfigurationError`)."""
         return self._run(_ops.audiences_delete(uid))
 
+    def ensure_membership(
+        self,
+        name: str,
+        *,
+        member_id: str | None = None,
+        attribute_key: str = "audiences",
+        encoding: MembershipEncoding = "delimited",
+        delimiter: str = "|",
+        description: str | None = None,
+        update: bool = False,
+    ) -> Audience:
+        """An audience ``name`` whose members are the users whose ``attribute_key`` attribute
+        holds ``member_id`` (default ``name``); created once, idempotent. See
+        :func:`contentstack_personalize.membership.ensure_membership`."""
+        from ..membership import ensure_membership
+
+        return ensure_membership(
+            self._client,
+            name,
+            member_id=member_id,
+            attribute_key=attribute_key,
+            encoding=encoding,
+            delimiter=delimiter,
+            description=description,
+            update=update,
+        )
+
 
 class AsyncAudiences(AsyncResource):
     """Audiences (async)."""
@@ -88,3 +119,28 @@ class AsyncAudiences(AsyncResource):
     async def delete(self, uid: str | Audience) -> None:
         """See :meth:`Audiences.delete`."""
         return await self._run(_ops.audiences_delete(uid))
+
+    async def ensure_membership(
+        self,
+        name: str,
+        *,
+        member_id: str | None = None,
+        attribute_key: str = "audiences",
+        encoding: MembershipEncoding = "delimited",
+        delimiter: str = "|",
+        description: str | None = None,
+        update: bool = False,
+    ) -> Audience:
+        """See :meth:`Audiences.ensure_membership`."""
+        from ..membership import aensure_membership
+
+        return await aensure_membership(
+            self._client,
+            name,
+            member_id=member_id,
+            attribute_key=attribute_key,
+            encoding=encoding,
+            delimiter=delimiter,
+            description=description,
+            update=update,
+        )

@@ -153,7 +153,7 @@ async def test_catalogue_users_and_manifest_end_to_end(env: Env) -> None:
     await api.run(lambda c: c.users.set_attributes("anon-1", {"ltv": 2000, "city": "Paris"}))
     await api.run(lambda c: c.users.merge(source_uid="anon-1", target_uid="u1"))
     assert emulator.user_attributes("u1") == {"plan": "gold", "ltv": 2000, "city": "Paris"}
-    events = [
+    events: list[Impression | CustomEvent] = [
         Impression(experience_short_uid=seeded["shortUid"], variant_short_uid="0"),
         CustomEvent("clickCTA"),
     ]

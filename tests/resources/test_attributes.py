@@ -21,7 +21,9 @@ from .conftest import MGMT, PROJECT, Api, assert_management_headers, body_of
 PLAN_UID = "6601a1b2c3d4e5f6a7b8c9d1"
 
 
-def attr(uid: str, key: str, name: str | None = None, kind: str = "CUSTOM", **extra: Any) -> dict:
+def attr(
+    uid: str, key: str, name: str | None = None, kind: str = "CUSTOM", **extra: Any
+) -> dict[str, Any]:
     return {
         "uid": uid,
         "name": name or key,
