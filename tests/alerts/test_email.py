@@ -35,7 +35,9 @@ def test_email_is_delivered_with_subject_body_and_recipients(smtp_server: SMTPSe
     msg = email.message_from_bytes(received.data, policy=email.policy.default)
     assert msg["From"] == "alerts@example.com"
     assert msg["To"] == "data@example.com, ops@example.com"
-    assert msg["Subject"].startswith("[contentstack-personalize] [CRITICAL] sync 'users': run_failed")
+    assert msg["Subject"].startswith(
+        "[contentstack-personalize] [CRITICAL] sync 'users': run_failed"
+    )
     body = msg.get_content()
     assert "Critical: run_failed on sync 'users'." in body
     assert "AuthenticationError: HTTP 401" in body

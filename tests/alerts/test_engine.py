@@ -19,6 +19,7 @@ from contentstack_personalize.alerts import (
     RowsDropped,
     Rule,
     RunFailed,
+    Severity,
     Verdict,
     decide,
     dedup_key,
@@ -35,7 +36,7 @@ from .conftest import failed, make_result, record_of
 class Recorder:
     """A sink that records what it was told and can be switched to fail."""
 
-    def __init__(self, name: str = "rec", min_severity: str = "info") -> None:
+    def __init__(self, name: str = "rec", min_severity: Severity = "info") -> None:
         self.name = name
         self.min_severity = min_severity
         self.alerts: list[Alert] = []
@@ -275,9 +276,7 @@ def test_a_broken_store_is_reported_not_raised() -> None:
     outcomes = Alerts(rules=[RunFailed()], sinks=[Recorder()]).evaluate(
         failed(), BrokenStore(), previous=None
     )
-    assert [(o.action, o.ok, o.error) for o in outcomes] == [
-        ("check", False, "OSError: disk gone")
-    ]
+    assert [(o.action, o.ok, o.error) for o in outcomes] == [("check", False, "OSError: disk gone")]
 
 
 def test_unreadable_stored_state_is_ignored(store: StateStore) -> None:

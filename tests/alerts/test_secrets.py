@@ -14,6 +14,7 @@ from contentstack_personalize.alerts import (
     Email,
     PagerDuty,
     RunFailed,
+    Sink,
     SlackWebhook,
     TwilioSMS,
     Webhook,
@@ -36,7 +37,7 @@ HOOK_URL = f"https://ops.example.com/hooks/{HOOK_KEY}"
 TWILIO_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
 
 
-def sinks(smtp_port: int) -> list[object]:
+def sinks(smtp_port: int) -> list[Sink]:
     return [
         SlackWebhook(SLACK_URL),
         Webhook(HOOK_URL, secret=HOOK_SECRET),
@@ -61,7 +62,7 @@ def assert_clean(text: str) -> None:
 
 def test_reprs_hide_secrets() -> None:
     all_sinks = sinks(25)
-    alerts = Alerts(rules=[RunFailed()], sinks=all_sinks)  # type: ignore[list-item]
+    alerts = Alerts(rules=[RunFailed()], sinks=all_sinks)
     text = repr(alerts) + "".join(repr(s) + str(s) for s in all_sinks)
     assert_clean(text)
     assert "https://hooks.slack.com" in repr(all_sinks[0])
@@ -93,7 +94,7 @@ def test_no_secret_in_logs_outcomes_or_store(
 
     caplog.set_level(logging.DEBUG)
     store = MemoryState()
-    alerts = Alerts(rules=[RunFailed()], sinks=sinks(smtp_server.port))  # type: ignore[arg-type]
+    alerts = Alerts(rules=[RunFailed()], sinks=sinks(smtp_server.port))
     with respx.mock:
         respx.route().mock(side_effect=reply)
         for result in (failed(), make_result()):
@@ -114,4 +115,4 @@ def test_no_secret_in_logs_outcomes_or_store(
         httpx_lines = [r.getMessage() for r in records if r.name == "httpx"]
         assert any("hooks.slack.com" in line for line in httpx_lines)
     if answer == "ok":
-        assert [m.auth for m in smtp_server.messages][0] == ("alerts@example.com", SMTP_PASSWORD)
+        assert smtp_server.messages[0].auth == ("alerts@example.com", SMTP_PASSWORD)

@@ -61,7 +61,9 @@ def test_slack_posts_text_and_blocks(respx_mock: respx.MockRouter) -> None:
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("contentstack-personalize-python/")
     body = json.loads(request.content)
-    assert body["text"] == "[CRITICAL] sync 'users': run_failed: run r1 failed: &lt;401&gt; &amp; more"
+    assert (
+        body["text"] == "[CRITICAL] sync 'users': run_failed: run r1 failed: &lt;401&gt; &amp; more"
+    )
     assert [b["type"] for b in body["blocks"]] == ["section", "section", "context"]
     assert body["blocks"][0]["text"]["text"].startswith(":rotating_light: [CRITICAL]")
     assert body["blocks"][1]["text"] == {
@@ -176,7 +178,7 @@ def test_twilio_posts_a_form_with_basic_auth_per_recipient(respx_mock: respx.Moc
     sms = TwilioSMS("AC123", "twiliotokenXYZ", sender="+15005550006", to=["+4470001", "+4470002"])
     sms.send(alert())
     assert route.call_count == 2
-    for call, number in zip(route.calls, ["+4470001", "+4470002"]):
+    for call, number in zip(route.calls, ["+4470001", "+4470002"], strict=True):
         request = call.request
         assert request.headers["content-type"] == "application/x-www-form-urlencoded"
         expected = base64.b64encode(b"AC123:twiliotokenXYZ").decode()
@@ -266,7 +268,11 @@ def test_http_500_and_timeout_are_reported_not_raised(respx_mock: respx.MockRout
     respx_mock.post(HOOK_URL).mock(side_effect=httpx.ConnectError("connection refused"))
     alerts = Alerts(
         rules=[RunFailed()],
-        sinks=[SlackWebhook(SLACK_URL), PagerDuty("pdkeyXYZ"), Webhook(HOOK_URL, secret="hooksecretXYZ")],
+        sinks=[
+            SlackWebhook(SLACK_URL),
+            PagerDuty("pdkeyXYZ"),
+            Webhook(HOOK_URL, secret="hooksecretXYZ"),
+        ],
     )
     outcomes = alerts.evaluate(failed(), MemoryState(), previous=None)
     errors = {o.sink: o.error for o in outcomes}
@@ -315,7 +321,12 @@ def test_injected_http_client_is_used_and_not_closed() -> None:
 
 def test_injected_transport_is_used() -> None:
     seen: list[str] = []
-    transport = httpx.MockTransport(lambda r: seen.append(str(r.url)) or httpx.Response(202))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(202)
+
+    transport = httpx.MockTransport(handler)
     PagerDuty("k", transport=transport).send(alert())
     assert seen == ["https://events.pagerduty.com/v2/enqueue"]
 
@@ -326,7 +337,7 @@ def test_sink_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="min_severity"):
         SlackWebhook(SLACK_URL, min_severity="loud")
     with pytest.raises(ConfigurationError, match="not both"):
-        SlackWebhook(SLACK_URL, http_client=httpx.Client(), transport=httpx.MockTransport(print))
+        SlackWebhook(SLACK_URL, http_client=httpx.Client(), transport=httpx.HTTPTransport())
     with pytest.raises(ConfigurationError, match="recipient"):
         TwilioSMS("AC1", "t", sender="+1", to=[])
     with pytest.raises(ConfigurationError, match="secret"):
