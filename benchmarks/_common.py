@@ -29,9 +29,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def emulator_process(latency: float = 0.0) -> Iterator[Server]:
-    """``python -m contentstack_personalize.testing`` on a free port, in its own process."""
-    cmd = [sys.executable, "-m", "contentstack_personalize.testing", "--port", "0"]
+def emulator_process(latency: float = 0.0, *, minimal: bool = False) -> Iterator[Server]:
+    """``python -m contentstack_personalize.testing`` on a free port, in its own process (or,
+    with ``minimal``, ``benchmarks/minimal_server.py``)."""
+    if minimal:
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "minimal_server.py"), "--port", "0"]
+    else:
+        cmd = [sys.executable, "-m", "contentstack_personalize.testing", "--port", "0"]
     if latency:
         cmd += ["--latency", str(latency)]
     proc = subprocess.Popen(

@@ -59,15 +59,22 @@ class _Stale(Exception):
 
 
 class _Response:
-    __slots__ = ("body", "headers", "keep_alive", "status")
+    __slots__ = ("body", "keep_alive", "raw_headers", "status")
 
-    def __init__(
-        self, status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool
-    ) -> None:
+    def __init__(self, status: int, raw_headers: str, body: bytes, keep_alive: bool) -> None:
         self.status = status
-        self.headers = headers
+        self.raw_headers = raw_headers
         self.body = body
         self.keep_alive = keep_alive
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        out = []
+        for line in self.raw_headers.split("\r\n"):
+            name, sep, value = line.partition(":")
+            if sep:
+                out.append((name.strip(), value.strip()))
+        return out
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -90,6 +97,7 @@ class _Connection(asyncio.Protocol):
         "_status",
         "_waiter",
         "closed",
+        "deadline",
         "idle_since",
         "transport",
         "used",
@@ -100,10 +108,11 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.used = False
         self.idle_since = 0.0
+        self.deadline = 0.0
         self._buf = bytearray()
         self._waiter: asyncio.Future[_Response] | None = None
         self._status = 0
-        self._head: list[tuple[str, str]] = []
+        self._head = ""
         self._keep_alive = True
         self._body_left = -1  # -1: read until EOF
         self._chunked = False
@@ -157,7 +166,7 @@ class _Connection(asyncio.Protocol):
         waiter: asyncio.Future[_Response] = loop.create_future()
         self._waiter = waiter
         self._status = 0
-        self._head = []
+        self._head = ""
         self._keep_alive = True
         self._body_left = -1
         self._chunked = False
@@ -183,8 +192,8 @@ class _Connection(asyncio.Protocol):
                 return
             head = bytes(buf[:end]).decode("latin-1")
             del buf[: end + 4]
-            lines = head.split("\r\n")
-            status_line = lines[0]
+            line_end = head.find("\r\n")
+            status_line = head if line_end < 0 else head[:line_end]
             parts = status_line.split(" ", 2)
             if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
                 raise _Failure("protocol", f"malformed status line {status_line[:60]!r}")
@@ -194,26 +203,27 @@ class _Connection(asyncio.Protocol):
                 raise _Failure("protocol", f"malformed status line {status_line[:60]!r}") from None
             if 100 <= status < 200:
                 continue  # 100 Continue and other interim answers
-            headers: list[tuple[str, str]] = []
+            # Only three headers matter here; the full list is parsed on the slow paths.
+            low = head.lower()
             length = -1
             chunked = False
             connection = ""
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise _Failure("protocol", "malformed response header")
-                value = value.strip()
-                headers.append((name, value))
-                low = name.lower()
-                if low == "content-length":
-                    try:
-                        length = int(value)
-                    except ValueError:
-                        raise _Failure("protocol", "malformed Content-Length") from None
-                elif low == "transfer-encoding":
-                    chunked = "chunked" in value.lower()
-                elif low == "connection":
-                    connection = value.lower()
+            at = low.find("\ncontent-length:")
+            if at >= 0:
+                stop = low.find("\r", at + 16)
+                try:
+                    length = int(low[at + 16 : stop if stop >= 0 else None])
+                except ValueError:
+                    raise _Failure("protocol", "malformed Content-Length") from None
+            at = low.find("\ntransfer-encoding:")
+            if at >= 0:
+                stop = low.find("\r", at)
+                chunked = "chunked" in low[at : stop if stop >= 0 else None]
+            at = low.find("\nconnection:")
+            if at >= 0:
+                stop = low.find("\r", at)
+                connection = low[at : stop if stop >= 0 else None]
+            headers = head[line_end + 2 :] if line_end >= 0 else ""
             if parts[0] == "HTTP/1.0":
                 keep_alive = "keep-alive" in connection
             else:
@@ -331,6 +341,10 @@ class FastEdgeSender:
         self._all: set[_Connection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._busy: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        read = self._read_timeout or 1.0
+        self._sweep_every = max(0.01, min(0.5, read / 10))
 
     # -- the EdgeSender interface --------------------------------------------------------------
 
@@ -408,6 +422,10 @@ class FastEdgeSender:
     async def aclose(self) -> None:
         """Close every connection this sender opened."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._busy.clear()
         for conn in list(self._all):
             if conn.transport is not None:
                 conn.transport.close()
@@ -442,6 +460,8 @@ class FastEdgeSender:
         self._limit = asyncio.Semaphore(self._concurrency)
         self._loop = loop
         self._closed = False
+        self._busy.clear()
+        self._sweeper = None
 
     async def _exchange(
         self, conn: _Connection, data: bytes, loop: asyncio.AbstractEventLoop
@@ -449,9 +469,13 @@ class FastEdgeSender:
         stale_risk = conn.used and loop.time() - conn.idle_since > _STALE_AFTER
         conn.used = True
         waiter = conn.request(data, loop)
-        timer = None
         if self._read_timeout is not None:
-            timer = loop.call_later(self._read_timeout, _expire, conn, waiter)
+            # One coarse sweeper for all connections instead of a timer per request: timers
+            # cost a heap push and a cancel each, several percent of the hot path.
+            conn.deadline = loop.time() + self._read_timeout
+            self._busy.add(conn)
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(self._sweep_every, self._sweep, loop)
         try:
             response = await waiter
         except _Failure as exc:
@@ -464,14 +488,22 @@ class FastEdgeSender:
             conn.abort()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            self._busy.discard(conn)
         if response.keep_alive and not conn.closed and not self._closed:
             conn.idle_since = loop.time()
             self._idle.append(conn)
         else:
             self._forget(conn)
         return response
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            self._busy.discard(conn)
+            _expire(conn)
+        self._sweeper = (
+            loop.call_later(self._sweep_every, self._sweep, loop) if self._busy else None
+        )
 
     def _checkout(self) -> _Connection | None:
         idle = self._idle
@@ -560,8 +592,9 @@ class FastEdgeSender:
         owner._dispatch(exchange)
 
 
-def _expire(conn: _Connection, waiter: asyncio.Future[_Response]) -> None:
-    if not waiter.done():
+def _expire(conn: _Connection) -> None:
+    waiter, conn._waiter = conn._waiter, None
+    if waiter is not None and not waiter.done():
         waiter.set_exception(_Failure("timeout", "no answer within the read timeout"))
     conn.abort()
 
