@@ -337,3 +337,33 @@ def test_another_applications_database_is_refused(tmp_path: Path) -> None:
     make_store_file(path, 0, "CREATE TABLE customers (id INTEGER);")
     with pytest.raises(ConfigurationError, match="not a sync state store"):
         SQLiteState(path)
+
+
+V1_SCHEMA = """
+CREATE TABLE user_state (sync_name TEXT NOT NULL, uid TEXT NOT NULL, attrs TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (sync_name, uid)) WITHOUT ROWID;
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, sync_name TEXT NOT NULL, started_at REAL NOT NULL,
+    finished_at REAL, status TEXT NOT NULL, counts TEXT NOT NULL, error TEXT);
+CREATE INDEX runs_by_sync ON runs (sync_name, started_at);
+CREATE TABLE sync_meta (sync_name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (sync_name, key)) WITHOUT ROWID;
+INSERT INTO user_state VALUES ('s', 'u1', '{"plan":"\\"gold\\""}', 2, 'boom', 0);
+INSERT INTO runs VALUES ('r1', 's', 1.0, 2.0, 'succeeded', '{"read": 1}', NULL);
+"""
+
+
+def test_a_store_written_by_schema_1_is_migrated_keeping_its_state(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    make_store_file(path, 1, V1_SCHEMA)
+    store = SQLiteState(path)
+    try:
+        state = store.load("s", ["u1"])["u1"]
+        assert state.attrs == {"plan": '"gold"'}
+        assert state.failed_attempts == 2 and state.last_error == "boom"
+        assert [r.run_id for r in store.runs("s")] == ["r1"]
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] > 1  # migrated forward
+    db.close()
