@@ -488,6 +488,11 @@ class Debugger:
         with self._lock:
             return len(self._routine) + len(self._notable)
 
+    def __bool__(self) -> bool:
+        # A debugger that has recorded nothing yet is still a debugger: ``if result.debugger:``
+        # and ``debugger or default`` must not treat it as absent.
+        return True
+
     def __iter__(self) -> Iterator[DebugRecord]:
         return iter(self.records)
 

@@ -215,6 +215,11 @@ class TestSearch:
         assert debugger.for_user("nobody") == []
         assert [r.seq for r in debugger] == [1, 2, 3]
 
+    def test_an_empty_debugger_is_still_truthy(self) -> None:
+        debugger = Debugger()
+        assert len(debugger) == 0 and bool(debugger)
+        assert (debugger or None) is debugger
+
     def test_records_round_trip_through_dicts(self, tmp_path: Path) -> None:
         debugger = Debugger()
         debugger(exchange(uid="a", status=400, error="x"))
