@@ -15,7 +15,7 @@ from contentstack_personalize.sync import MemoryState
 from .conftest import make_result
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
+BLOCKS: list[str] = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
 
 
 def block_with(text: str) -> str:
