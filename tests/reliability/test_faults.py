@@ -23,7 +23,7 @@ from tests.sync.conftest import make_async_client, make_client
 # Six attempts: P(one request fails six times at a 9% fault rate) ~ 5e-7, so a rerun is rarely
 # needed; the tests still loop until nothing is left, which is what a user's scheduler does.
 RETRY = RetryPolicy(sleep=False, max_attempts=6)
-MIXED = {
+MIXED: dict[str, Any] = {
     "server_error": 0.05,
     "rate_limit": 0.02,
     "retry_after": 0.01,
