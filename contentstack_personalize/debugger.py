@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -62,8 +63,27 @@ def _truncate(text: str | None, limit: int) -> str | None:
     return f"{cut}... [{len(raw) - limit} more bytes]"
 
 
+_SECRET_NAMES = (
+    "authtoken|authorization|proxy-authorization|cookie|set-cookie|x-api-key|password|"
+    "access_token|refresh_token|client_secret|tfa_token|code_verifier"
+)
+# Beyond JSON and forms (which ``redact_body`` masks): Python reprs of header dicts
+# (``{'authtoken': '...'}``, as a transport error may echo them) and raw header lines.
+_QUOTED_SECRET = re.compile(
+    r"""(['"](?:""" + _SECRET_NAMES + r""")['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""",
+    re.IGNORECASE,
+)
+_HEADER_LINE_SECRET = re.compile(
+    r"^(\s*(?:" + _SECRET_NAMES + r")\s*:[ \t]*)\S.*$", re.IGNORECASE | re.MULTILINE
+)
+
+
 def _redact_text(text: str | None) -> str | None:
-    return None if text is None else redact_body(text)
+    if text is None:
+        return None
+    text = redact_body(text)
+    text = _QUOTED_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    return _HEADER_LINE_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 @attrs.frozen(kw_only=True)

@@ -101,6 +101,21 @@ class TestRedaction:
         assert '"email": "a@b.c"' in (record.request_body or "")
         assert record.status == 401 and record.error is not None
 
+    @pytest.mark.parametrize(
+        "error",
+        [
+            f"ProxyError: proxy refused {{'host': 'edge', 'authtoken': '{SECRET}'}}",
+            f"ProxyError: refused {{'Authorization': 'Bearer {SECRET}', 'x': '1'}}",
+            f"RemoteProtocolError: echoed request\nAuthorization: Bearer {SECRET}\nHost: x",
+        ],
+    )
+    def test_errors_echoing_request_headers_are_masked(self, error: str) -> None:
+        debugger = Debugger()
+        debugger(exchange(status=None, error=error, response_body=error))
+        record = debugger.records[0]
+        assert SECRET not in json.dumps(record.to_dict())
+        assert "[REDACTED]" in (record.error or "")
+
     def test_a_real_client_login_token_never_shows(self) -> None:
         emulator = PersonalizeEmulator(seed=3)
         emulator.add_attribute("plan")
