@@ -12,6 +12,8 @@ PUBLIC_MODULES = [
     "contentstack_personalize.client",
     "contentstack_personalize.errors",
     "contentstack_personalize.regions",
+    "contentstack_personalize.models",
+    "contentstack_personalize.membership",
 ]
 
 

@@ -5,7 +5,6 @@ plain functions for the per-row path."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -16,15 +15,16 @@ import attrs
 
 from .._types import NOT_GIVEN
 from ..errors import ConfigurationError
+from ..models import ATTRIBUTE_KEY_PATTERN
 from ._values import MISSING, InvalidValue, _encode_str, canonical, is_null, normalize
 
 __all__ = ["Field", "FieldSpec", "NullPolicy", "compile_mapping"]
 
 NullPolicy = Literal["skip", "send"]
 
-#: Keys the engine accepts for attributes. Personalize documents no rule; this keeps keys that
-#: are safe in JSON, URLs and audience rules, and refuses typos like spaces early.
-ATTRIBUTE_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-.]{0,99}")
+#: Longest attribute key a mapping accepts (keys are also checked against
+#: ``models.ATTRIBUTE_KEY_PATTERN``, the pattern the attributes resource enforces).
+MAX_ATTRIBUTE_KEY_LENGTH = 100
 
 _TYPE_NAMES = {
     str: "str",
@@ -406,10 +406,14 @@ def compile_mapping(
         raise ConfigurationError("mapping is empty: map at least one column to an attribute key")
     seen: dict[str, Field] = {}
     for field in fields:
-        if not isinstance(field.key, str) or not ATTRIBUTE_KEY_RE.fullmatch(field.key):
+        if (
+            not isinstance(field.key, str)
+            or not ATTRIBUTE_KEY_PATTERN.fullmatch(field.key)
+            or len(field.key) > MAX_ATTRIBUTE_KEY_LENGTH
+        ):
             raise ConfigurationError(
-                f"{field.key!r} is not a valid attribute key: use letters, digits, '_', '-' "
-                "or '.', starting with a letter, digit or '_', at most 100 characters"
+                f"{field.key!r} is not a valid attribute key: use letters, digits and '_', "
+                f"at most {MAX_ATTRIBUTE_KEY_LENGTH} characters"
             )
         if field.key in seen:
             raise ConfigurationError(f"attribute key {field.key!r} is mapped more than once")

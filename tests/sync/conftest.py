@@ -21,7 +21,7 @@ FAST_RETRY = RetryPolicy(sleep=False, max_attempts=4)
 
 @pytest.fixture
 def emulator() -> PersonalizeEmulator:
-    return PersonalizeEmulator(seed=1)
+    return PersonalizeEmulator(seed=1, management_rate_limit=None)
 
 
 def make_client(emulator: PersonalizeEmulator, **kwargs: Any) -> PersonalizeClient:
