@@ -69,9 +69,7 @@ def main() -> None:
                     f"{whole:,.0f}",
                 )
             )
-    print(
-        f"\nLatency-bound fan-out, {args.server} server, latency {args.latency * 1000:.0f} ms\n"
-    )
+    print(f"\nLatency-bound fan-out, {args.server} server, latency {args.latency * 1000:.0f} ms\n")
     print(table(lines))
     print("\ntarget: fan-out ratio >= 0.95 for C up to 256")
 
