@@ -57,11 +57,19 @@ SECRET_KEYS = (
     "code_verifier",
 )
 REDACTED = "[REDACTED]"
+_SECRET_NAMES_LOWER = tuple(sorted({*SECRET_KEYS, *SECRET_HEADERS}))
 
 _SECRET_KEY_RE = re.compile(
     r'("(?:' + "|".join(SECRET_KEYS) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE
 )
 _SECRET_FORM_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(SECRET_KEYS) + r")=[^&\s]*")
+_ALL_SECRET_NAMES = "|".join(sorted({*SECRET_KEYS, *SECRET_HEADERS}, key=len, reverse=True))
+# 'authtoken': 'x' and "authtoken": 'x' as in a Python dict repr
+_SECRET_QUOTED_RE = re.compile(
+    r"""(['"](?:""" + _ALL_SECRET_NAMES + r""")['"]\s*:\s*)(['"])(?:(?!\2).)*\2""", re.IGNORECASE
+)
+# authtoken: x   /   Authorization: Bearer x   (raw header lines)
+_SECRET_LINE_RE = re.compile(r"(?im)^(\s*(?:" + _ALL_SECRET_NAMES + r")\s*:\s*)(?!\[REDACTED\]).+$")
 
 
 def redact_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]:
@@ -77,9 +85,11 @@ def redact_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]
 def redact_body(text: str) -> str:
     """Mask credential values in a JSON or form-encoded body (login, OAuth token answers)."""
     lowered = text.lower()
-    if not any(key in lowered for key in SECRET_KEYS):
+    if not any(key in lowered for key in _SECRET_NAMES_LOWER):
         return text
     text = _SECRET_KEY_RE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text)
+    text = _SECRET_QUOTED_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    text = _SECRET_LINE_RE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _SECRET_FORM_RE.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
 
 
@@ -407,16 +417,54 @@ def make_exchange(
         duration=duration,
         attempt=attempt,
         user_uid=request.headers.get("x-cs-personalize-user-uid"),
-        error=describe_exception(error) if error is not None else None,
+        error=describe_exception(error, request) if error is not None else None,
         will_retry=will_retry,
     )
 
 
-def describe_exception(exc: BaseException) -> str:
+def _secret_values(request: httpx.Request | None) -> list[str]:
+    if request is None:
+        return []
+    values = []
+    for name, value in request.headers.items():
+        if name.lower() in SECRET_HEADERS and value:
+            values.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                values.append(token)
+    # Longest first, so a token inside "Bearer <token>" is masked whole either way.
+    return sorted((v for v in values if len(v) >= 6), key=len, reverse=True)
+
+
+def scrub(text: str, request: httpx.Request | None = None) -> str:
+    """``text`` with credentials masked: JSON, form, header-line and dict-repr shapes, and any
+    credential header value of ``request`` wherever it appears (an error that echoes headers)."""
+    for secret in _secret_values(request):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return redact_body(text)
+
+
+def describe_exception(exc: BaseException, request: httpx.Request | None = None) -> str:
     """A short, secret-free description of a transport failure."""
     name = type(exc).__name__
     text = str(exc)
-    return f"{name}: {redact_body(text)}" if text else name
+    return f"{name}: {scrub(text, request)}" if text else name
+
+
+def sanitized(exc: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
+    """A copy of ``exc`` whose message has credentials masked, to chain as the cause of our
+    error: a transport or proxy may echo the request headers in its message."""
+    text = str(exc)
+    clean = scrub(text, request)
+    if clean == text:
+        return exc
+    try:
+        copy = type(exc)(clean, request=request)
+    except Exception:  # an exception class with another signature
+        copy = httpx.TransportError(clean, request=request)
+    copy.__traceback__ = exc.__traceback__
+    return copy
 
 
 def transport_error(
@@ -432,7 +480,7 @@ def transport_error(
             attempts=attempts,
         )
     return APIConnectionError(
-        f"connection failed{tries}: {where} ({describe_exception(exc)})",
+        f"connection failed{tries}: {where} ({describe_exception(exc, request)})",
         request=request,
         attempts=attempts,
     )

@@ -25,6 +25,7 @@ from ._http import (
     RetryPolicy,
     encode_json,
     make_exchange,
+    sanitized,
     shared_rate_limiter,
     transport_error,
 )
@@ -481,7 +482,7 @@ class PersonalizeClient(_ClientCore):
             if sleep and delay > 0:
                 time.sleep(delay)
         if error is not None:
-            raise transport_error(error, request, attempt) from error
+            raise transport_error(error, request, attempt) from sanitized(error, request)
         assert response is not None
         if not response.is_success:
             raise error_from_response(response, attempts=attempt)
@@ -675,7 +676,7 @@ class AsyncPersonalizeClient(_ClientCore):
             if sleep and delay > 0:
                 await asyncio.sleep(delay)
         if error is not None:
-            raise transport_error(error, request, attempt) from error
+            raise transport_error(error, request, attempt) from sanitized(error, request)
         assert response is not None
         if not response.is_success:
             raise error_from_response(response, attempts=attempt)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
@@ -73,6 +73,8 @@ def uid_from_value(value: Any) -> tuple[str | None, str | None]:
     elif t is bool or isinstance(value, bool):
         return None, f"the user UID is a boolean ({value!r})"
     elif isinstance(value, int):
+        if int(value).bit_length() > 3500:  # over 1,000 digits: no header takes it
+            return None, "the user UID is longer than 1024 characters"
         text = str(int(value))
     elif isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
@@ -81,6 +83,8 @@ def uid_from_value(value: Any) -> tuple[str | None, str | None]:
     elif isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
             return None, f"the user UID {value} is not an integral number"
+        if value.adjusted() >= 1024:
+            return None, "the user UID is longer than 1024 characters"
         text = str(int(value))
     elif isinstance(value, str):
         text = str(value)
@@ -339,7 +343,7 @@ class Sync:
         client: AnyClient,
         *,
         match_on: str,
-        mapping: Mapping[str, FieldSpec] | Iterable[Field],
+        mapping: Mapping[str, FieldSpec] | Sequence[Field],
         state: StateStore | str | Any = None,
         name: str | None = None,
         on_duplicate: OnDuplicate = "reject_all",
@@ -578,6 +582,9 @@ class Sync:
         type issues found in the columns."""
         source = open_source(rows, chunk_size=self.chunk_size)
         needed = [self.match_on] + [f.column for f in self.fields if f.column is not None]
+        # Columns known up front are checked before reading; for plain iterables, whose rows
+        # may each have other keys, a column is missing only if no row at all has it.
+        unseen: set[str] = set()
         if source.columns is not None:
             missing = [c for c in dict.fromkeys(needed) if c not in source.columns]
             if missing:
@@ -585,6 +592,8 @@ class Sync:
                     f"column{'s' if len(missing) > 1 else ''} {missing} not found in the "
                     f"{source.description}; its columns are {list(source.columns)}"
                 )
+        else:
+            unseen = set(needed)
         match_on = self.match_on
         converters = [(f.key, f.convert) for f in self.fields]
         checker = TypeChecker(self.fields, preflight.expectations, self.type_check)
@@ -596,8 +605,15 @@ class Sync:
         for row in source.rows:
             row_number += 1
             if not isinstance(row, Mapping):
-                tally.invalid_row(row_number, None, f"row is a {type(row).__name__}, not a mapping")
+                tally.invalid_row(
+                    row_number,
+                    None,
+                    f"row is a {type(row).__name__}, not a mapping of column -> value "
+                    "(for tuples, pass a DB-API cursor or build dicts)",
+                )
                 continue
+            if unseen:
+                unseen.difference_update([c for c in unseen if c in row])
             raw_uid = row.get(match_on, MISSING)
             uid = raw_uid if type(raw_uid) is str and user_uid_problem(raw_uid) is None else None
             if uid is None:
@@ -624,6 +640,12 @@ class Sync:
                 uids.clear()
         spool.add(good, uids)
         tally.read = row_number
+        if unseen and row_number:
+            missing = sorted(unseen)
+            raise ConfigurationError(
+                f"column{'s' if len(missing) > 1 else ''} {missing} not found in any row of the "
+                f"{source.description}; check the mapping and match_on for typos"
+            )
         issues = checker.issues()
         for issue in issues:
             logger.warning("sync %r: %s", self.name, issue.describe())

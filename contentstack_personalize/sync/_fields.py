@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -149,6 +149,8 @@ def _number_from_text(text: str) -> Decimal:
         raise InvalidValue(f"{_short(text)} is not a number") from None
     if not number.is_finite():
         raise InvalidValue(f"{_short(text)} is not a finite number")
+    if number.adjusted() > 4000:
+        raise InvalidValue(f"{_short(text)} is too large (more than 4,000 digits)")
     return number
 
 
@@ -349,7 +351,8 @@ def _compile(field: Field) -> CompiledField:
                     if raw.isascii():
                         return _encode_str(raw)
                 elif t is int:
-                    return int.__repr__(raw)
+                    if raw.bit_length() <= 13_000:
+                        return int.__repr__(raw)
                 elif t is bool:
                     return "true" if raw else "false"
                 if is_null(raw):
@@ -370,10 +373,16 @@ def _compile(field: Field) -> CompiledField:
 
 
 def compile_mapping(
-    mapping: Mapping[str, FieldSpec] | Iterable[Field],
+    mapping: Mapping[str, FieldSpec] | Sequence[Field],
 ) -> list[CompiledField]:
     """Validate a mapping and compile it; raise :class:`ConfigurationError` naming the problem."""
     fields: list[Field] = []
+    given: object = mapping  # callers may pass anything at run time
+    if isinstance(given, (str, bytes)) or not isinstance(given, (Mapping, Iterable)):
+        raise ConfigurationError(
+            "mapping must be a {column: attribute_key} dict (values may be Field objects) "
+            f"or a list of Field objects, not {type(given).__name__}"
+        )
     if isinstance(mapping, Mapping):
         for column, spec in mapping.items():
             if not isinstance(column, str) or not column:

@@ -9,7 +9,6 @@ their type's module and never imported here, so nothing requires them.
 from __future__ import annotations
 
 import csv
-import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -193,16 +192,9 @@ def open_source(source: Any, *, chunk_size: int = DEFAULT_CHUNK) -> Rows:
             "the source is a single mapping; pass a list (or any iterable) of row mappings"
         )
     if isinstance(source, Iterable):
-        iterator = iter(source)
-        first = next(iterator, None)
-        if first is None:
-            return Rows((), iter(()), "empty iterable")
-        if not isinstance(first, Mapping):
-            raise ConfigurationError(
-                f"rows must be mappings (dicts) of column -> value, got {type(first).__name__}; "
-                "for tuples, use a DB-API cursor or build dicts first"
-            )
-        return Rows(tuple(first.keys()), itertools.chain([first], iterator), "iterable of rows")
+        # Rows of a plain iterable may each have other keys: no column list up front (the
+        # engine checks that every needed column shows up in some row).
+        return Rows(None, iter(source), "iterable of rows")
     raise ConfigurationError(
         f"cannot read rows from a {type(source).__name__}: pass an iterable of mappings, a CSV "
         "path, a DB-API cursor, from_sql(connection, sql), or a pandas/polars/pyarrow table"

@@ -140,7 +140,7 @@ def _coerce(canonical: str, kind: str, target: str) -> str | None:
             number = Decimal(text)
         except InvalidOperation:
             return None
-        if not number.is_finite():
+        if not number.is_finite() or number.adjusted() > 4000:
             return None
         if number == number.to_integral_value() and "." not in text and "e" not in text.lower():
             return str(int(number))

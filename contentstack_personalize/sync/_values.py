@@ -22,6 +22,13 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
+#: Integers beyond this many bits (about 4,000 digits) are refused: no attribute needs them, and
+#: Python refuses to print integers past 4,300 digits.
+_MAX_INT_BITS = 13_000
+_MAX_DIGITS = 4_000
+_TOO_LARGE = "the number is too large (more than 4,000 digits)"
+
+
 class InvalidValue(Exception):
     """A value cannot become JSON; the message is the reason shown to the user."""
 
@@ -75,7 +82,11 @@ def normalize(value: Any, _depth: int = 0) -> Any:
         if not value.isascii():
             _check_utf8(value)
         return value
-    if t is bool or t is int or value is None:
+    if t is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise InvalidValue(_TOO_LARGE)
+        return value
+    if t is bool or value is None:
         return value
     if t is float:
         if math.isfinite(value):
@@ -92,7 +103,7 @@ def normalize(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return normalize(int(value))
     if isinstance(value, float):
         return normalize(float(value))
     if isinstance(value, Decimal):
@@ -100,6 +111,8 @@ def normalize(value: Any, _depth: int = 0) -> Any:
             if value.is_nan():
                 return None
             raise InvalidValue(f"{value} is not a finite number")
+        if value.adjusted() > _MAX_DIGITS:
+            raise InvalidValue(_TOO_LARGE)
         if value == value.to_integral_value():
             return int(value)
         as_float = float(value)
@@ -123,6 +136,8 @@ def normalize(value: Any, _depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidValue(f"object key {key!r} is not a string")
+            if not key.isascii():
+                _check_utf8(key)
             out[key] = normalize(item, _depth + 1)
         return out
     if isinstance(value, (list, tuple)):

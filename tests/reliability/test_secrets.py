@@ -206,12 +206,6 @@ def transport_failures_with_credentials(produced: Produced, tmp: Path) -> list[s
     return [token]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _http.describe_exception relies on redact_body, which masks only JSON and "
-    "form-encoded secrets; a transport error whose text echoes the request headers (a proxy, "
-    "a custom transport) puts the authtoken in Exchange.error and APIConnectionError's message",
-)
 def test_a_transport_error_echoing_the_headers_does_not_leak_the_token(
     tmp_path: Path, every_log: _Everything
 ) -> None:
