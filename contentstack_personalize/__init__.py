@@ -32,6 +32,7 @@ from .auth import (
     logout,
 )
 from .client import AsyncPersonalizeClient, PersonalizeClient
+from .debugger import Debugger, DebugRecord, read_jsonl
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -105,6 +106,8 @@ __all__ = [
     "ConflictError",
     "CustomAttributeRef",
     "CustomEvent",
+    "DebugRecord",
+    "Debugger",
     "Event",
     "Exchange",
     "Experience",
@@ -161,4 +164,5 @@ __all__ = [
     "membership",
     "membership_flags",
     "membership_rule",
+    "read_jsonl",
 ]

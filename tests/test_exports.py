@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "contentstack_personalize.regions",
     "contentstack_personalize.models",
     "contentstack_personalize.membership",
+    "contentstack_personalize.debugger",
 ]
 
 

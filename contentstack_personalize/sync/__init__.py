@@ -12,21 +12,26 @@ Example::
 from __future__ import annotations
 
 from ._engine import OnDuplicate, Sync
-from ._fields import Field, NullPolicy
+from ._fields import Field, FieldSpec, NullPolicy
+from ._progress import Progress, make_progress
 from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
 from ._sources import from_csv, from_sql
-from ._state import MemoryState, RunRecord, SQLiteState, StateStore, UserState
+from ._state import ExchangeStore, MemoryState, RunRecord, SQLiteState, StateStore, UserState
+from ._typecheck import TypeCheck, TypeIssue
 
 __all__ = [
     "Change",
     "EdgeSender",
+    "ExchangeStore",
     "Field",
+    "FieldSpec",
     "HttpxSender",
     "MemoryState",
     "NullPolicy",
     "OnDuplicate",
     "Plan",
+    "Progress",
     "RowIssue",
     "RunRecord",
     "RunStatus",
@@ -36,7 +41,10 @@ __all__ = [
     "Sync",
     "SyncResult",
     "ThreadedSender",
+    "TypeCheck",
+    "TypeIssue",
     "UserState",
     "from_csv",
     "from_sql",
+    "make_progress",
 ]

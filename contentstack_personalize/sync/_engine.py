@@ -10,6 +10,7 @@ users, many requests in flight. A user's new state is committed only after the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -19,12 +20,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
 from .._http import RateLimiter, user_uid_problem
 from ..client import AsyncPersonalizeClient, PersonalizeClient
+from ..debugger import Debugger
 from ..errors import (
     APIStatusError,
     AuthenticationError,
@@ -35,12 +37,16 @@ from ..errors import (
     SyncAbortedError,
 )
 from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mapping
+from ._progress import NullProgress, Progress, ProgressArg, make_progress
 from ._result import Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, SendOutcome, make_sender
 from ._sources import DEFAULT_CHUNK, open_source
 from ._state import RunRecord, StateStore, UserState, open_state
 from ._typecheck import TypeCheck, TypeChecker, TypeIssue, expectations_from_audiences
 from ._values import MISSING, _encode_str, is_null
+
+if TYPE_CHECKING:
+    from ..alerts import Alerts
 
 __all__ = ["OnDuplicate", "Sync"]
 
@@ -116,11 +122,13 @@ class _Tally:
         self.rejected_rows: list[RowIssue] = []
         self.truncated = False
         self._max = max_details
+        self.progress: Progress = NullProgress()
 
     def invalid_row(
         self, row: int, uid: str | None, reason: str, column: str | None = None
     ) -> None:
         self.invalid += 1
+        self.progress.advance(1)
         if len(self.invalid_rows) < self._max:
             self.invalid_rows.append(
                 RowIssue(kind="invalid", row=row, uid=uid, reason=reason, column=column)
@@ -130,10 +138,12 @@ class _Tally:
 
     def rejected_row(self, row: int, uid: str, error: PersonalizeError | None, reason: str) -> None:
         self.rejected += 1
+        self.progress.advance(1)
         self._failure("rejected", row, uid, error, reason)
 
     def not_sent_row(self, row: int, uid: str, reason: str) -> None:
         self.not_sent += 1
+        self.progress.advance(1)
         self._failure("not_sent", row, uid, None, reason)
 
     def _failure(
@@ -327,6 +337,15 @@ class Sync:
       first ``min_sample`` (or more) requests were refused (default 0.5 after 100).
     - ``raise_on_abort``: raise :class:`SyncAbortedError` (holding the result) when the run
       stops early (default); otherwise return the result with status ``"aborted"``.
+    - ``type_check``: what to do when a value does not fit what its attribute is used as (the
+      declared ``Field`` type, or the conditions of the audience rules that read it):
+      ``"warn"`` (default: send and report), ``"coerce"`` (convert when lossless, else the row
+      is invalid), ``"reject"`` (the row is invalid) or ``"off"``.
+    - ``debugger``: ``True`` or a :class:`~contentstack_personalize.debugger.Debugger` records
+      every API exchange of each run (``result.debugger``).
+    - ``alerts``: an :class:`~contentstack_personalize.alerts.Alerts`, evaluated after every run
+      (outcomes in ``result.extras["alerts"]``); a failing alert sink never fails the sync.
+    - ``sender``: an :class:`EdgeSender` to use instead of the automatic choice.
 
     Example::
 
@@ -360,6 +379,8 @@ class Sync:
         max_issue_details: int = 10_000,
         sender: EdgeSender | None = None,
         type_check: TypeCheck = "warn",
+        debugger: bool | Debugger | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
             raise ConfigurationError(
@@ -408,6 +429,10 @@ class Sync:
         self.chunk_size = chunk_size
         self.max_issue_details = max_issue_details
         self._sender = sender
+        if debugger is not None and not isinstance(debugger, (bool, Debugger)):
+            raise ConfigurationError("debugger must be None, True, False or a Debugger(...)")
+        self.debugger = debugger
+        self.alerts = alerts
         self.type_check: TypeCheck = type_check
         self.state, self._owns_state = open_state(state)
         self._said_no_management = False
@@ -474,7 +499,7 @@ class Sync:
             extras={"type_issues": type_issues},
         )
 
-    def run(self, rows: Any, *, full: bool = False) -> SyncResult:
+    def run(self, rows: Any, *, full: bool = False, progress: ProgressArg = None) -> SyncResult:
         """Sync ``rows`` and return the result; blocking, and safe to call in a notebook.
 
         ``full=True`` ignores the state and sends every mapped attribute of every valid row.
@@ -484,7 +509,9 @@ class Sync:
         """
         holder: dict[str, SyncResult] = {}
         try:
-            return _run_blocking(lambda: self._arun(rows, full=full, holder=holder))
+            return _run_blocking(
+                lambda: self._arun(rows, full=full, holder=holder, progress=progress)
+            )
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             raise SyncAbortedError(
                 "the sync was interrupted; what the edge acknowledged is committed and the next "
@@ -493,9 +520,11 @@ class Sync:
                 cause=exc,
             ) from exc
 
-    async def arun(self, rows: Any, *, full: bool = False) -> SyncResult:
+    async def arun(
+        self, rows: Any, *, full: bool = False, progress: ProgressArg = None
+    ) -> SyncResult:
         """The coroutine behind :meth:`run`, for async code."""
-        return await self._arun(rows, full=full, holder={})
+        return await self._arun(rows, full=full, holder={}, progress=progress)
 
     def history(self, limit: int = 50) -> list[RunRecord]:
         """This sync's latest runs, newest first."""
@@ -682,6 +711,7 @@ class Sync:
                 failed_before = st is not None and st.failed_attempts > 0
                 if not changed:
                     tally.unchanged += 1
+                    tally.progress.advance(1)
                     if failed_before:
                         clear.append(uid)
                     continue
@@ -702,7 +732,9 @@ class Sync:
 
     # -- execution -----------------------------------------------------------------------------
 
-    async def _arun(self, rows: Any, *, full: bool, holder: dict[str, SyncResult]) -> SyncResult:
+    async def _arun(
+        self, rows: Any, *, full: bool, holder: dict[str, SyncResult], progress: ProgressArg = None
+    ) -> SyncResult:
         run_id = uuid.uuid4().hex[:12]
         started = time.time()
         tally = _Tally(self.max_issue_details)
@@ -722,11 +754,24 @@ class Sync:
         error: str | None = None
         status: RunStatus = "failed"
         spool: _Spool | None = None
+        interrupted = False
+        debugger = self.debugger if isinstance(self.debugger, Debugger) else None
+        if self.debugger is True:
+            debugger = Debugger()
+        observers = contextlib.ExitStack()
+        if debugger is not None:
+            observers.enter_context(
+                debugger.attach(self.client, sync_name=self.name, run_id=run_id, store=store)
+            )
+        tally.progress = make_progress(progress)
+        observers.callback(tally.progress.close)
+        tally.progress.start(None, f"sync {self.name}")
         try:
             preflight = await self._preflight(create=True)
             warnings = list(preflight.warnings)
             spool = _Spool()
             type_issues = self._load(rows, spool, tally, preflight)
+            tally.progress.start(tally.read, f"sync {self.name}")
             warnings += [issue.describe() for issue in type_issues]
             logger.info(
                 "sync %r run %s: read %d rows (%d invalid)",
@@ -745,10 +790,10 @@ class Sync:
             else:
                 status = "succeeded"
         except asyncio.CancelledError:
-            status, error = "aborted", "interrupted (cancelled or Ctrl-C)"
+            status, error, interrupted = "aborted", "interrupted (cancelled or Ctrl-C)", True
             raise
         except KeyboardInterrupt:
-            status, error = "aborted", "interrupted (Ctrl-C)"
+            status, error, interrupted = "aborted", "interrupted (Ctrl-C)", True
             raise
         except BaseException as exc:
             status = "failed"
@@ -779,6 +824,7 @@ class Sync:
                 not_sent=tally.not_sent,
                 retried=tally.retried,
                 extras={"type_issues": type_issues},
+                debugger=debugger,
             )
             holder["result"] = result
             try:
@@ -797,6 +843,11 @@ class Sync:
                 logger.exception("could not record run %s in the history", run_id)
             log = logger.warning if status != "succeeded" else logger.info
             log("sync %r run %s %s: %s", self.name, run_id, status, tally.counts())
+            observers.close()
+            # After save_run, so rules comparing with the previous run see the history; not
+            # when an operator interrupted the run (nobody needs paging for their own Ctrl-C).
+            if self.alerts is not None and not interrupted:
+                result.extras["alerts"] = await self.alerts.aevaluate(result, store)
         if status == "aborted" and self.raise_on_abort:
             raise SyncAbortedError(f"sync {self.name!r} stopped early: {error}", result=result)
         return result
@@ -842,6 +893,7 @@ class Sync:
             nonlocal attempted, refused
             attempted += 1
             if outcome.ok:
+                tally.progress.advance(1)
                 if work.first_time:
                     tally.added += 1
                 else:

@@ -171,7 +171,22 @@ class SyncResult:
             lines.append("  (more issues than kept in memory; the counts are exact)")
         if self.debugger is not None:
             lines.append(f"  {self.debugger.summary()}")
+        for outcome in self.alerts:
+            if not outcome.ok:
+                lines.append(f"  alert not delivered: {outcome}")
         return "\n".join(lines)
+
+    @property
+    def type_issues(self) -> list[Any]:
+        """Columns whose values do not fit what their attributes are used as, or that mix
+        types (:class:`~contentstack_personalize.sync.TypeIssue`)."""
+        return list(self.extras.get("type_issues", ()))
+
+    @property
+    def alerts(self) -> list[Any]:
+        """What the alert rules did after this run
+        (:class:`~contentstack_personalize.alerts.AlertOutcome`), if the sync has alerts."""
+        return list(self.extras.get("alerts", ()))
 
     def __str__(self) -> str:
         return self.summary()
@@ -192,6 +207,8 @@ class SyncResult:
             "invalid_rows": [i.to_dict() for i in self.invalid_rows],
             "rejected_rows": [i.to_dict() for i in self.rejected_rows],
             "issues_truncated": self.issues_truncated,
+            "type_issues": [i.to_dict() for i in self.type_issues],
+            "alerts": [o.to_dict() for o in self.alerts],
             **({"debugger": self.debugger.stats()} if self.debugger is not None else {}),
         }
 
@@ -249,6 +266,12 @@ class Plan:
         self.warnings = warnings
         self.extras = extras or {}
         self._db: sqlite3.Connection | None = changes_db
+
+    @property
+    def type_issues(self) -> list[Any]:
+        """Columns whose values do not fit what their attributes are used as, or that mix
+        types (:class:`~contentstack_personalize.sync.TypeIssue`)."""
+        return list(self.extras.get("type_issues", ()))
 
     @property
     def requests(self) -> int:
