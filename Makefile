@@ -19,7 +19,8 @@ sync: $(STAMP)
 	$(PY) examples/quickstart.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check contentstack_personalize tests examples
+	$(PY) -m ruff check contentstack_personalize tests examples benchmarks
+	$(PY) -m ruff format --check contentstack_personalize tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict contentstack_personalize
@@ -27,7 +28,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+test: lint typecheck pytest docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

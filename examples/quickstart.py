@@ -42,13 +42,16 @@ def personalize(real: bool) -> Iterator[tuple[PersonalizeClient, PersonalizeEmul
             yield client, None
         return
     emulator = PersonalizeEmulator(unknown_attribute="reject")
-    with emulator.serve() as server, PersonalizeClient(
-        emulator.project_uid,
-        auth=AuthToken(emulator.authtoken),
-        edge_url=server.edge_url,
-        management_url=server.management_url,
-        read_env=False,
-    ) as client:
+    with (
+        emulator.serve() as server,
+        PersonalizeClient(
+            emulator.project_uid,
+            auth=AuthToken(emulator.authtoken),
+            edge_url=server.edge_url,
+            management_url=server.management_url,
+            read_env=False,
+        ) as client,
+    ):
         print(f"Emulated Personalize at {server.url} (project {emulator.project_uid})\n")
         yield client, emulator
 
