@@ -66,17 +66,23 @@ class CSVFile:
     path: str
     delimiter: str = ","
     encoding: str = "utf-8-sig"
+    empty_as_null: bool = True
 
 
 def from_csv(
-    path: str | os.PathLike[str], *, delimiter: str = ",", encoding: str = "utf-8-sig"
+    path: str | os.PathLike[str],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8-sig",
+    empty_as_null: bool = True,
 ) -> CSVFile:
     """A CSV file source (a header row, then data). Values arrive as text; declare field types
-    to turn them into numbers, booleans or dates.
+    to turn them into numbers, booleans or dates. An empty cell is a missing value (null), as
+    in every spreadsheet export; pass ``empty_as_null=False`` to send empty strings instead.
 
     Example: ``sync.run(from_csv("users.csv", delimiter=";"))``. A plain path works too.
     """
-    return CSVFile(os.fspath(path), delimiter, encoding)
+    return CSVFile(os.fspath(path), delimiter, encoding, empty_as_null)
 
 
 def _cursor_rows(cursor: Any, chunk_size: int) -> Iterator[dict[str, Any]]:
@@ -108,7 +114,11 @@ def _csv_rows(source: CSVFile) -> Rows:
 
     def rows() -> Iterator[Mapping[str, Any]]:
         with handle:
-            yield from reader
+            if not source.empty_as_null:
+                yield from reader
+                return
+            for row in reader:
+                yield {k: (None if v == "" else v) for k, v in row.items()}
 
     return Rows(columns, rows(), f"CSV file {source.path}")
 
@@ -185,7 +195,9 @@ def open_source(source: Any, *, chunk_size: int = DEFAULT_CHUNK) -> Rows:
                 tuple(source.schema.names), source, "pyarrow RecordBatchReader"
             )
     if hasattr(source, "fetchmany") and hasattr(source, "description"):
-        columns = tuple(d[0] for d in source.description or ())
+        if source.description is None:
+            raise ConfigurationError("the cursor has no result set: execute a SELECT first")
+        columns = tuple(d[0] for d in source.description)
         return Rows(columns, _cursor_rows(source, chunk_size), "DB-API cursor")
     if isinstance(source, Mapping):
         raise ConfigurationError(
