@@ -55,7 +55,7 @@ logger = logging.getLogger("contentstack_personalize.sync")
 OnDuplicate = Literal["reject_all", "first", "last"]
 _T = TypeVar("_T")
 
-_DIFF_CHUNK = 1000
+_DIFF_CHUNK = 500
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,7 +624,8 @@ class Sync:
         else:
             unseen = set(needed)
         match_on = self.match_on
-        converters = [(f.key, f.convert) for f in self.fields]
+        # The key part of each spooled pair never changes: encode it once per run.
+        converters = [(f.key, _encode_str(f.key) + ":", f.convert) for f in self.fields]
         checker = TypeChecker(self.fields, preflight.expectations, self.type_check)
         check = checker.check if checker.active else None
         good: list[tuple[int, str, str]] = []
@@ -653,12 +654,12 @@ class Sync:
             uids.append((uid, row_number))
             parts: list[str] = []
             try:
-                for key, convert in converters:
+                for key, prefix, convert in converters:
                     value = convert(row)
                     if type(value) is str:
                         if check is not None:
                             value = check(row_number, key, value)
-                        parts.append(_encode_str(key) + ":" + _encode_str(value))
+                        parts.append(prefix + _encode_str(value))
             except InvalidCell as cell:
                 tally.invalid_row(row_number, uid, cell.reason, cell.column)
             else:
@@ -686,6 +687,7 @@ class Sync:
         store = self.state
         name = self.name
         loads = json.loads
+        prefixes = {f.key: _encode_str(f.key) + ":" for f in self.fields}
         for batch in spool.valid_rows():
             states = store.load(name, [r[1] for r in batch])
             for row, uid, payload, n, first, last in batch:
@@ -715,7 +717,7 @@ class Sync:
                     if failed_before:
                         clear.append(uid)
                     continue
-                body = "{" + ",".join(_encode_str(k) + ":" + v for k, v in changed.items()) + "}"
+                body = "{" + ",".join(prefixes[k] + v for k, v in changed.items()) + "}"
                 yield _Work(
                     row=row,
                     uid=uid,
@@ -947,6 +949,7 @@ class Sync:
                 settle(work, outcome)
 
         async def produce() -> None:
+            produced = 0
             for work in self._diff(spool, tally, full, clear):
                 if abort:
                     tally.not_sent_row(
@@ -954,6 +957,11 @@ class Sync:
                     )
                     continue
                 await queue.put(work)
+                produced += 1
+                if not produced % 64:
+                    # put() on a queue with room never yields: give the answers waiting in the
+                    # loop a turn, or a whole diff batch delays them (latency-bound runs).
+                    await asyncio.sleep(0)
             for _ in range(self.concurrency):
                 await queue.put(None)
 
