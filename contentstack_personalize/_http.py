@@ -140,7 +140,10 @@ def check_user_uid(uid: object) -> str:
         shown = repr(uid)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        raise ValidationError(f"{problem}: {shown}; nothing was sent")
+        raise ValidationError(
+            f"{problem}: {shown}; nothing was sent. Pass the user's identifier as a non-empty "
+            "string of printable ASCII (no control characters or surrounding whitespace)"
+        )
     assert isinstance(uid, str)
     return uid
 
@@ -182,11 +185,20 @@ class RetryPolicy:
 
     def __attrs_post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigurationError("RetryPolicy.max_attempts must be at least 1")
+            raise ConfigurationError(
+                f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}; "
+                "use RetryPolicy.disabled() for a single attempt"
+            )
         if self.initial_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ConfigurationError("RetryPolicy delays must not be negative")
+            raise ConfigurationError(
+                "RetryPolicy delays must not be negative; set initial_delay, max_delay and "
+                "max_retry_after to 0 or more (sleep=False skips the waits)"
+            )
         if not 0.0 <= self.jitter <= 1.0:
-            raise ConfigurationError("RetryPolicy.jitter must be between 0 and 1")
+            raise ConfigurationError(
+                f"RetryPolicy.jitter must be between 0 and 1, got {self.jitter}; "
+                "use 0 for no jitter"
+            )
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
@@ -271,7 +283,10 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0 or per <= 0:
-            raise ConfigurationError("rate limit must be a positive number of requests per period")
+            raise ConfigurationError(
+                f"rate limit must be a positive number of requests per period, got rate={rate}, "
+                f"per={per}; pass both above 0, e.g. RateLimiter(10, per=1.0)"
+            )
         self.rate = rate
         self.per = per
         self._window = per + margin
@@ -343,7 +358,14 @@ class Exchange:
     """One request/response attempt, with credentials already redacted.
 
     ``status`` is ``None`` when no answer came (``error`` then says why). Bodies are text,
-    truncated to the client's ``max_body_bytes``; ``truncated`` says whether they were cut.
+    truncated to the client's ``max_body_bytes``; a cut body ends with ``... [N more bytes]``.
+
+    Example::
+
+        def log_exchange(exchange: Exchange) -> None:
+            print(exchange.method, exchange.url, exchange.status, f"{exchange.duration:.3f}s")
+
+        client = PersonalizeClient(project_uid, on_exchange=log_exchange)
     """
 
     api: str

@@ -83,6 +83,13 @@ class TransportError(PersonalizeError):
     """The request got no HTTP answer (timeout, refused or dropped connection).
 
     ``attempts`` tells how many times it was tried before giving up.
+
+    Example::
+
+        try:
+            client.users.set_attributes("user-42", {"plan": "gold"})
+        except TransportError as exc:
+            log.warning("no answer after %d attempts; will retry later: %s", exc.attempts, exc)
     """
 
     def __init__(self, message: str, *, request: httpx.Request | None = None, attempts: int = 1):
@@ -93,11 +100,27 @@ class TransportError(PersonalizeError):
 
 
 class APITimeoutError(TransportError):
-    """The request timed out (connect, read, write or pool)."""
+    """The request timed out (connect, read, write or pool).
+
+    Example::
+
+        try:
+            client.attributes.list()
+        except APITimeoutError:
+            client = PersonalizeClient(project_uid, auth=auth, timeout=60)  # allow longer
+    """
 
 
 class APIConnectionError(TransportError):
-    """The connection could not be made or was dropped before an answer arrived."""
+    """The connection could not be made or was dropped before an answer arrived.
+
+    Example::
+
+        try:
+            client.users.manifest("user-42")
+        except APIConnectionError as exc:
+            print("check the network, proxy and region:", exc)
+    """
 
 
 class APIStatusError(PersonalizeError):
@@ -199,27 +222,77 @@ def _rebuild_status_error(
 
 
 class BadRequestError(APIStatusError):
-    """400 or 422: the API refused the request's content (see ``field_errors``)."""
+    """400 or 422: the API refused the request's content (see ``field_errors``).
+
+    Example::
+
+        try:
+            client.audiences.create(name="", definition=all_of())
+        except BadRequestError as exc:
+            print(exc.field_errors)  # {'name': ['...']}
+    """
 
 
 class AuthenticationError(APIStatusError):
-    """401: missing, expired or invalid credentials. Log in again or refresh the token."""
+    """401: missing, expired or invalid credentials. Log in again or refresh the token.
+
+    Example::
+
+        try:
+            client.attributes.list()
+        except AuthenticationError:
+            auth = login(email, password)  # then build the client again with it
+    """
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the credentials are valid but may not do this (scope, role, organization)."""
+    """403: the credentials are valid but may not do this (scope, role, organization).
+
+    Example::
+
+        try:
+            client.projects.create(name="Storefront")
+        except PermissionDeniedError as exc:
+            print("ask an organization admin for access:", exc.message)
+    """
 
 
 class NotFoundError(APIStatusError):
-    """404: unknown project (``personalize.*.PROJECT_NOT_FOUND``) or resource."""
+    """404: unknown project (``personalize.*.PROJECT_NOT_FOUND``) or resource.
+
+    Example::
+
+        try:
+            client.audiences.get("no-such-uid")
+        except NotFoundError:
+            audience = None
+    """
 
 
 class ConflictError(APIStatusError):
-    """409: the resource already exists (e.g. a duplicate attribute key)."""
+    """409: the resource already exists (e.g. a duplicate attribute key).
+
+    Example::
+
+        try:
+            client.attributes.create(key="plan")
+        except ConflictError:
+            pass  # or use client.attributes.ensure(["plan"]), which tolerates it
+    """
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests. ``retry_after`` holds the server's wait in seconds, if any."""
+    """429: too many requests. ``retry_after`` holds the server's wait in seconds, if any.
+
+    Raised once the client's :class:`~contentstack_personalize.RetryPolicy` gave up.
+
+    Example::
+
+        try:
+            client.attributes.list()
+        except RateLimitError as exc:
+            time.sleep(exc.retry_after or 1.0)
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
@@ -227,7 +300,15 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: the service failed; usually transient and retried by the client's policy."""
+    """5xx: the service failed; usually transient and retried by the client's policy.
+
+    Example::
+
+        try:
+            client.users.set_attributes("user-42", {"plan": "gold"})
+        except ServerError as exc:
+            log.warning("Personalize failed (%s, request id %s)", exc.status_code, exc.request_id)
+    """
 
 
 class SyncAbortedError(PersonalizeError):

@@ -88,7 +88,10 @@ def check_key(key: object, *, what: str = "attribute") -> str:
     """Return ``key`` if it is a valid attribute (or event) key, else raise ValidationError."""
     pattern = ATTRIBUTE_KEY_PATTERN if what == "attribute" else EVENT_KEY_PATTERN
     if not isinstance(key, str):
-        raise ValidationError(f"{what} key must be a string, not {type(key).__name__}: {key!r}")
+        raise ValidationError(
+            f"{what} key must be a string, not {type(key).__name__}: {key!r}; "
+            "pass the key as str; nothing was sent"
+        )
     if not key:
         raise ValidationError(f"{what} key is empty; nothing was sent")
     if not pattern.fullmatch(key):
@@ -107,6 +110,11 @@ class Attribute:
     """An attribute of the project's catalogue: ``CUSTOM`` (yours) or ``PRESET`` (built in).
 
     Attributes carry no data type; the audience rules that use one tell what it holds.
+
+    Example::
+
+        plan = client.attributes.create(key="plan", name="Plan")
+        client.attributes.update(plan, name="Subscription plan")
     """
 
     uid: str
@@ -125,14 +133,17 @@ class Attribute:
 
     @property
     def is_custom(self) -> bool:
+        """Whether this is one of your attributes (``CUSTOM``)."""
         return self.type == "CUSTOM"
 
     @property
     def is_preset(self) -> bool:
+        """Whether this is a built-in attribute (``PRESET``, e.g. ``COUNTRY``)."""
         return self.type == "PRESET"
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Attribute:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "an attribute")
         return cls(
             uid=data.get("uid") or "",
@@ -146,6 +157,7 @@ class Attribute:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out: dict[str, Any] = {"uid": self.uid, "name": self.name, "key": self.key}
         _put(out, "description", self.description)
         _put(out, "project", self.project)
@@ -158,7 +170,14 @@ class Attribute:
 class Audience:
     """An audience. ``definition`` is a :class:`~contentstack_personalize.rules.RuleCombination`
     (or a :class:`~contentstack_personalize.rules.RawNode` when it cannot be read), ``None`` for
-    audiences synced from Lytics, which are read-only (:attr:`is_read_only`)."""
+    audiences synced from Lytics, which are read-only (:attr:`is_read_only`).
+
+    Example::
+
+        for audience in client.audiences.list():
+            if not audience.is_read_only and isinstance(audience.definition, RuleCombination):
+                print(audience.name, [rule.value for rule in audience.definition.walk()])
+    """
 
     uid: str
     name: str
@@ -181,6 +200,7 @@ class Audience:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Audience:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "an audience")
         raw = data.get("definition")
         definition: RuleCombination | RawNode | None
@@ -202,6 +222,7 @@ class Audience:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out: dict[str, Any] = {"uid": self.uid, "name": self.name}
         _put(out, "description", self.description)
         if self.definition is not None:
@@ -214,7 +235,13 @@ class Audience:
 
 @attrs.frozen(kw_only=True)
 class Event:
-    """An event of the project's catalogue (what ``CustomEvent(key)`` conversions refer to)."""
+    """An event of the project's catalogue (what ``CustomEvent(key)`` conversions refer to).
+
+    Example::
+
+        event = client.events.create(key="clickCTA")
+        client.users.track("user-42", [CustomEvent(event.key)])
+    """
 
     uid: str
     key: str
@@ -230,6 +257,7 @@ class Event:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Event:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "an event")
         return cls(
             uid=data.get("uid") or "",
@@ -241,6 +269,7 @@ class Event:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out: dict[str, Any] = {"uid": self.uid, "key": self.key}
         _put(out, "description", self.description)
         _put(out, "project", self.project)
@@ -250,7 +279,13 @@ class Event:
 
 @attrs.frozen(kw_only=True)
 class Project:
-    """A Personalize project of the organization."""
+    """A Personalize project of the organization.
+
+    Example::
+
+        for project in client.projects.list():
+            print(project.uid, project.name)
+    """
 
     uid: str
     name: str
@@ -266,6 +301,7 @@ class Project:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Project:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "a project")
         return cls(
             uid=data.get("uid") or "",
@@ -277,6 +313,7 @@ class Project:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out: dict[str, Any] = {"uid": self.uid, "name": self.name}
         _put(out, "description", self.description)
         _put(out, "organization", self.organization_uid)
@@ -287,7 +324,12 @@ class Project:
 @attrs.frozen(kw_only=True)
 class Experience:
     """An experience: ``type`` is ``SEGMENTED`` or ``AB_TEST``. ``short_uid`` is what the
-    manifest and impressions use. Variants, tags and the rest stay in ``extra``."""
+    manifest and impressions use. Variants, tags and the rest stay in ``extra``.
+
+    Example::
+
+        tests = [e for e in client.experiences.list() if e.is_ab_test]
+    """
 
     uid: str
     name: str
@@ -306,14 +348,17 @@ class Experience:
 
     @property
     def is_ab_test(self) -> bool:
+        """Whether this is an A/B test (``AB_TEST``)."""
         return self.type == "AB_TEST"
 
     @property
     def is_segmented(self) -> bool:
+        """Whether this is a segmented experience (``SEGMENTED``)."""
         return self.type == "SEGMENTED"
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Experience:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "an experience")
         return cls(
             uid=data.get("uid") or "",
@@ -328,6 +373,7 @@ class Experience:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out: dict[str, Any] = {"uid": self.uid, "name": self.name}
         _put(out, "description", self.description)
         out["__type"] = self.type
@@ -343,7 +389,13 @@ class Experience:
 
 @attrs.frozen(kw_only=True)
 class ManifestExperience:
-    """One active experience of a user: the variant they see, or ``None`` (not in it)."""
+    """One active experience of a user: the variant they see, or ``None`` (not in it).
+
+    Example::
+
+        for experience in client.users.manifest("user-42").experiences:
+            print(experience.short_uid, experience.variant_alias)
+    """
 
     short_uid: str
     active_variant_short_uid: str | None = None
@@ -358,6 +410,7 @@ class ManifestExperience:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> ManifestExperience:
+        """Build from the API's JSON object; unmodelled keys go to ``extra``."""
         data = _require_mapping(data, "a manifest experience")
         return cls(
             short_uid=str(data.get("shortUid") or ""),
@@ -366,6 +419,7 @@ class ManifestExperience:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The API's JSON object for this value (``extra`` keys written back)."""
         out = {
             "shortUid": self.short_uid,
             "activeVariantShortUid": self.active_variant_short_uid,
@@ -380,7 +434,14 @@ def _experiences(items: Iterable[ManifestExperience]) -> tuple[ManifestExperienc
 @attrs.frozen(kw_only=True)
 class Manifest:
     """A user's active experiences, in priority order, and the user's UID (the one sent, or
-    the one the edge generated for an anonymous user)."""
+    the one the edge generated for an anonymous user).
+
+    Example::
+
+        manifest = client.users.manifest("user-42")
+        variant = manifest.variant_for("a")  # active variant of experience "a", or None
+        aliases = manifest.variant_aliases  # for the CMS variants API
+    """
 
     user_uid: str | None
     experiences: tuple[ManifestExperience, ...] = attrs.field(default=(), converter=_experiences)
@@ -400,6 +461,7 @@ class Manifest:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], *, user_uid: str | None = None) -> Manifest:
+        """Build from the ``GET /manifest`` answer; ``user_uid`` is the UID the edge reported."""
         data = _require_mapping(data, "the manifest")
         raw = data.get("experiences") or []
         if not isinstance(raw, list):
@@ -411,25 +473,41 @@ class Manifest:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The manifest as the API's JSON."""
         return _merge({"experiences": [e.to_api() for e in self.experiences]}, self.extra)
 
 
 def _non_empty_str(what: str) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, str) or not value:
-            raise ValidationError(f"{what} must be a non-empty string, not {value!r}")
+            raise ValidationError(
+                f"{what} must be a non-empty string, not {value!r}; "
+                + (
+                    "use the key of an event of client.events.list()"
+                    if what == "event key"
+                    else "take it from client.experiences.list() or the user's manifest"
+                )
+            )
 
     return check
 
 
 @attrs.frozen(kw_only=True)
 class Impression:
-    """A user saw a variant: ``{"type": "IMPRESSION", "experienceShortUid", "variantShortUid"}``."""
+    """A user saw a variant: ``{"type": "IMPRESSION", "experienceShortUid", "variantShortUid"}``.
+
+    Example::
+
+        client.users.track(
+            "user-42", [Impression(experience_short_uid="a", variant_short_uid="0")]
+        )
+    """
 
     experience_short_uid: str = attrs.field(validator=_non_empty_str("experience_short_uid"))
     variant_short_uid: str = attrs.field(validator=_non_empty_str("variant_short_uid"))
 
     def to_api(self) -> dict[str, Any]:
+        """The event as the Edge API's JSON."""
         return {
             "type": "IMPRESSION",
             "experienceShortUid": self.experience_short_uid,
@@ -447,6 +525,7 @@ class CustomEvent:
     key: str = attrs.field(kw_only=False, validator=_non_empty_str("event key"))
 
     def to_api(self) -> dict[str, Any]:
+        """The event as the Edge API's JSON."""
         return {"type": "EVENT", "eventKey": self.key}
 
 

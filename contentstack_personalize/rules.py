@@ -59,6 +59,11 @@ class Condition(str, enum.Enum):
 
     Conditions the API adds later are kept as plain strings on :attr:`Rule.condition`.
     ``value_kind`` tells what an attribute compared with this condition holds.
+
+    Example::
+
+        Rule.preset("COUNTRY", Condition.STRING_EQUALS, value="FR")
+        Condition.NUMBER_GREATER_THAN.value_kind  # 'number'
     """
 
     STRING_EQUALS = "STRING_EQUALS"
@@ -136,34 +141,55 @@ def _merge(known: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class CustomAttributeRef:
-    """A custom attribute, referenced by its **uid** (not its key)."""
+    """A custom attribute, referenced by its **uid** (not its key).
+
+    Example::
+
+        CustomAttributeRef(uid="6a1f...").to_api()
+        # {'__type': 'CustomAttributeReference', 'ref': '6a1f...'}
+    """
 
     uid: str
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The reference as the API's JSON."""
         return _merge({"__type": "CustomAttributeReference", "ref": self.uid}, self.extra)
 
 
 @attrs.frozen(kw_only=True)
 class PresetAttributeRef:
-    """A preset attribute, referenced by its name (``COUNTRY``, ``DEVICE_TYPE``...)."""
+    """A preset attribute, referenced by its name (``COUNTRY``, ``DEVICE_TYPE``...).
+
+    Example::
+
+        PresetAttributeRef(name="COUNTRY").to_api()
+        # {'__type': 'PresetAttributeReference', 'ref': 'COUNTRY'}
+    """
 
     name: str
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The reference as the API's JSON."""
         return _merge({"__type": "PresetAttributeReference", "ref": self.name}, self.extra)
 
 
 @attrs.frozen(kw_only=True)
 class AttributeRef:
-    """An attribute reference of a kind this library does not know, kept verbatim."""
+    """An attribute reference of a kind this library does not know, kept verbatim.
+
+    Example::
+
+        AttributeRef(type_name="SegmentReference", fields={"ref": "abc"}).to_api()
+        # {'__type': 'SegmentReference', 'ref': 'abc'}
+    """
 
     type_name: str | None
     fields: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The reference as the API's JSON (``__type`` plus the kept fields)."""
         out: dict[str, Any] = {} if self.type_name is None else {"__type": self.type_name}
         return _merge(out, self.fields)
 
@@ -189,23 +215,35 @@ def _parse_attribute_ref(data: Mapping[str, Any]) -> AttributeReference:
 
 @attrs.frozen(kw_only=True)
 class StringMatchOptions:
-    """``{"__type": "StringMatchOptions", "value": ...}`` for string conditions."""
+    """``{"__type": "StringMatchOptions", "value": ...}`` for string conditions.
+
+    Example::
+
+        Rule.preset("COUNTRY", Condition.STRING_EQUALS, options=StringMatchOptions(value="FR"))
+    """
 
     value: str
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The options as the API's JSON."""
         return _merge({"__type": "StringMatchOptions", "value": self.value}, self.extra)
 
 
 @attrs.frozen(kw_only=True)
 class NumberMatchOptions:
-    """``{"__type": "NumberMatchOptions", "value": ...}`` for number conditions."""
+    """``{"__type": "NumberMatchOptions", "value": ...}`` for number conditions.
+
+    Example::
+
+        Rule.custom(ltv.uid, Condition.NUMBER_LESS_THAN, options=NumberMatchOptions(value=10))
+    """
 
     value: int | float
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The options as the API's JSON."""
         return _merge({"__type": "NumberMatchOptions", "value": self.value}, self.extra)
 
 
@@ -220,6 +258,7 @@ class MatchOptions:
     fields: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_api(self) -> dict[str, Any]:
+        """The options as the API's JSON (``__type`` plus the kept fields)."""
         out: dict[str, Any] = {} if self.type_name is None else {"__type": self.type_name}
         return _merge(out, self.fields)
 
@@ -251,6 +290,11 @@ class Rule:
     """One comparison: ``attribute`` ``condition`` ``options``, optionally inverted.
 
     Build one with :meth:`custom`, :meth:`preset`, :meth:`for_attribute` or :meth:`for_key`.
+
+    Example::
+
+        gold = Rule.custom(plan.uid, Condition.STRING_EQUALS, value="gold")
+        not_gold = ~gold  # the same rule with invertCondition set
     """
 
     attribute: AttributeReference
@@ -278,7 +322,10 @@ class Rule:
         Example: ``Rule.custom(ltv.uid, Condition.NUMBER_GREATER_THAN, value=1000)``.
         """
         if not isinstance(attribute_uid, str) or not attribute_uid:
-            raise ValidationError(f"attribute uid must be a non-empty string: {attribute_uid!r}")
+            raise ValidationError(
+                f"attribute uid must be a non-empty string: {attribute_uid!r}; pass the uid "
+                "of an Attribute from client.attributes (not its key), or use Rule.for_key"
+            )
         return cls(
             attribute=CustomAttributeRef(uid=attribute_uid),
             condition=condition,
@@ -298,7 +345,10 @@ class Rule:
     ) -> Rule:
         """A rule on a preset attribute, by name (``"COUNTRY"``...)."""
         if not isinstance(name, str) or not name:
-            raise ValidationError(f"preset attribute name must be a non-empty string: {name!r}")
+            raise ValidationError(
+                f"preset attribute name must be a non-empty string: {name!r}; pass a preset "
+                "key such as 'COUNTRY' (see client.attributes.list())"
+            )
         return cls(
             attribute=PresetAttributeRef(name=name),
             condition=condition,
@@ -358,6 +408,7 @@ class Rule:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Rule:
+        """Read a ``{"__type": "Rule", ...}`` node; raise ``ValueError`` if it is malformed."""
         attribute = data.get("attribute")
         condition = data.get("attributeMatchCondition")
         options = data.get("attributeMatchOptions")
@@ -378,6 +429,7 @@ class Rule:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The rule as the API's JSON."""
         out: dict[str, Any] = {
             "__type": "Rule",
             "attribute": self.attribute.to_api(),
@@ -401,7 +453,7 @@ class Rule:
 def _options_for(condition: Condition | str, value: Any, options: Options | None) -> Options | None:
     if options is not None:
         if not isinstance(value, NotGiven):
-            raise ValidationError("pass value= or options=, not both")
+            raise ValidationError("pass value= or options=, not both; drop one of them")
         return options
     cond = _parse_condition(condition) if isinstance(condition, str) else condition
     if cond in _NO_OPTION_CONDITIONS:
@@ -417,14 +469,14 @@ def _options_for(condition: Condition | str, value: Any, options: Options | None
         if not isinstance(value, str):
             raise ValidationError(
                 f"{_condition_str(cond)} compares strings; value {value!r} is "
-                f"{type(value).__name__}"
+                f"{type(value).__name__}; pass a str (e.g. str(value))"
             )
         return StringMatchOptions(value=value)
     if cond in _NUMBER_CONDITIONS:
         if not _is_number(value):
             raise ValidationError(
                 f"{_condition_str(cond)} compares numbers; value {value!r} is "
-                f"{type(value).__name__}"
+                f"{type(value).__name__}; pass an int or float"
             )
         return NumberMatchOptions(value=value)
     raise ValidationError(
@@ -435,11 +487,18 @@ def _options_for(condition: Condition | str, value: Any, options: Options | None
 
 @attrs.frozen(kw_only=True)
 class RawNode:
-    """A definition node this library cannot read (unknown ``__type``), kept verbatim."""
+    """A definition node this library cannot read (unknown ``__type``), kept verbatim.
+
+    Example::
+
+        node = parse_definition({"__type": "SomethingNew", "x": 1})
+        assert isinstance(node, RawNode) and node.to_api() == {"__type": "SomethingNew", "x": 1}
+    """
 
     data: Any
 
     def to_api(self) -> Any:
+        """The node exactly as it was read."""
         return self.data
 
 
@@ -449,7 +508,14 @@ def _nodes(items: Iterable[RuleNode]) -> tuple[RuleNode, ...]:
 
 @attrs.frozen(kw_only=True)
 class RuleCombination:
-    """``AND`` / ``OR`` over rules and nested combinations; an audience's ``definition``."""
+    """``AND`` / ``OR`` over rules and nested combinations; an audience's ``definition``.
+
+    :func:`all_of` and :func:`any_of` build one.
+
+    Example::
+
+        RuleCombination(combination_type="OR", rules=[rule_a, rule_b])  # same as any_of(a, b)
+    """
 
     combination_type: Literal["AND", "OR"] | str = "AND"
     rules: tuple[RuleNode, ...] = attrs.field(default=(), converter=_nodes)
@@ -457,6 +523,7 @@ class RuleCombination:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> RuleCombination:
+        """Read a ``{"__type": "RuleCombination", ...}`` node; raise ``ValueError`` if malformed."""
         rules = data.get("rules", ())
         kind = data.get("combinationType")
         if not isinstance(rules, list) or not isinstance(kind, str):
@@ -468,6 +535,7 @@ class RuleCombination:
         )
 
     def to_api(self) -> dict[str, Any]:
+        """The combination (and its nested nodes) as the API's JSON."""
         out: dict[str, Any] = {
             "__type": "RuleCombination",
             "combinationType": self.combination_type,
@@ -515,7 +583,13 @@ def _parse_node(data: Any) -> RuleNode:
 
 
 def parse_definition(data: Mapping[str, Any]) -> RuleCombination | RawNode:
-    """Read an audience ``definition``; an unreadable one is kept verbatim as :class:`RawNode`."""
+    """Read an audience ``definition``; an unreadable one is kept verbatim as :class:`RawNode`.
+
+    Example::
+
+        definition = parse_definition(audience_json["definition"])
+        rules = list(definition.walk()) if isinstance(definition, RuleCombination) else []
+    """
     node = _parse_node(data)
     if isinstance(node, Rule):  # pragma: no cover - a definition's root is a combination
         return RawNode(data=data)
@@ -523,10 +597,26 @@ def parse_definition(data: Mapping[str, Any]) -> RuleCombination | RawNode:
 
 
 def all_of(*rules: RuleNode) -> RuleCombination:
-    """``AND`` of the given rules and combinations."""
+    """``AND`` of the given rules and combinations.
+
+    Example::
+
+        all_of(
+            Rule.custom(plan.uid, Condition.STRING_EQUALS, value="gold"),
+            Rule.preset("COUNTRY", Condition.STRING_EQUALS, value="FR"),
+        )
+    """
     return RuleCombination(combination_type="AND", rules=rules)
 
 
 def any_of(*rules: RuleNode) -> RuleCombination:
-    """``OR`` of the given rules and combinations."""
+    """``OR`` of the given rules and combinations.
+
+    Example::
+
+        any_of(
+            Rule.preset("COUNTRY", Condition.STRING_EQUALS, value="FR"),
+            Rule.preset("COUNTRY", Condition.STRING_EQUALS, value="BE"),
+        )
+    """
     return RuleCombination(combination_type="OR", rules=rules)

@@ -51,7 +51,14 @@ ENV_SENDER = "CONTENTSTACK_PERSONALIZE_SENDER"
 
 @attrs.frozen
 class SendOutcome:
-    """What happened to one user's request: acknowledged (``ok``) or the error that ended it."""
+    """What happened to one user's request: acknowledged (``ok``) or the error that ended it.
+
+    Example::
+
+        outcome = await sender.send("user-42", b'{"plan":"gold"}')
+        if not outcome.ok:
+            print(f"failed after {outcome.attempts} attempts: {outcome.error}")
+    """
 
     ok: bool
     attempts: int
@@ -60,7 +67,23 @@ class SendOutcome:
 
 @runtime_checkable
 class EdgeSender(Protocol):
-    """Sends ``PATCH /user-attributes`` requests; one call per user, many in flight."""
+    """Sends ``PATCH /user-attributes`` requests; one call per user, many in flight.
+
+    Any object with these two coroutines can be passed as ``Sync(..., sender=...)``.
+
+    Example::
+
+        class CountingSender:
+            def __init__(self, inner: EdgeSender) -> None:
+                self.inner, self.sent = inner, 0
+
+            async def send(self, user_uid: str, body: bytes) -> SendOutcome:
+                self.sent += 1
+                return await self.inner.send(user_uid, body)
+
+            async def aclose(self) -> None:
+                await self.inner.aclose()
+    """
 
     async def send(self, user_uid: str, body: bytes) -> SendOutcome:
         """Send one user's JSON body; never raises for API or transport failures."""
@@ -72,13 +95,23 @@ class EdgeSender(Protocol):
 
 
 class HttpxSender:
-    """The default sender, over an :class:`AsyncPersonalizeClient`."""
+    """The default sender, over an :class:`AsyncPersonalizeClient`.
+
+    ``owns_client=True`` closes the client in :meth:`aclose`.
+
+    Example::
+
+        async with AsyncPersonalizeClient(project_uid) as client:
+            sync = Sync(client, match_on="id", mapping={"plan": "plan"},
+                        sender=HttpxSender(client))
+    """
 
     def __init__(self, client: AsyncPersonalizeClient, *, owns_client: bool = False) -> None:
         self._client = client
         self._owns = owns_client
 
     async def send(self, user_uid: str, body: bytes) -> SendOutcome:
+        """Send one user's JSON body through the client (its retries included)."""
         client = self._client
         request = client._user_attributes_request(client._http, user_uid, body)
         try:
@@ -89,12 +122,20 @@ class HttpxSender:
         return SendOutcome(True, 1)
 
     async def aclose(self) -> None:
+        """Close the client if this sender owns it."""
         if self._owns:
             await self._client.aclose()
 
 
 class ThreadedSender:
-    """Drives a blocking :class:`PersonalizeClient` from a pool of ``concurrency`` threads."""
+    """Drives a blocking :class:`PersonalizeClient` from a pool of ``concurrency`` threads.
+
+    Example::
+
+        client = PersonalizeClient(project_uid, http_client=my_httpx_client)
+        sender = ThreadedSender(client, concurrency=16)
+        Sync(client, match_on="id", mapping={"plan": "plan"}, sender=sender).run(rows)
+    """
 
     def __init__(self, client: PersonalizeClient, *, concurrency: int) -> None:
         self._client = client
@@ -113,10 +154,12 @@ class ThreadedSender:
         return SendOutcome(True, 1)
 
     async def send(self, user_uid: str, body: bytes) -> SendOutcome:
+        """Send one user's JSON body on a pool thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._send_blocking, user_uid, body)
 
     async def aclose(self) -> None:
+        """Shut the thread pool down (the client stays open: it is the caller's)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -46,6 +46,12 @@ class UserState:
     """What the store knows of one user for one sync.
 
     ``attrs`` maps attribute key -> canonical JSON of the last value the edge accepted.
+
+    Example::
+
+        state = SQLiteState("users.db").load(sync.name, ["user-42"]).get("user-42")
+        if state is not None and state.failed_attempts:
+            print(state.failed_attempts, state.last_error)
     """
 
     attrs: dict[str, str]
@@ -82,7 +88,17 @@ class RunRecord:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """What the sync engine needs from a state store."""
+    """What the sync engine needs from a state store.
+
+    :class:`MemoryState` and :class:`SQLiteState` implement it; any object with these methods
+    can be passed as ``Sync(..., state=...)``. Methods may be called from worker threads.
+
+    Example::
+
+        store = SQLiteState("users.db")
+        assert isinstance(store, StateStore)
+        sync = Sync(client, match_on="id", mapping={"plan": "plan"}, state=store)
+    """
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
         """The known state of ``uids`` (users never seen are absent)."""
@@ -170,7 +186,9 @@ def _record_ok(record: Mapping[str, Any]) -> bool:
 
 def _check_limit(limit: int) -> None:
     if not isinstance(limit, int) or limit < 1:
-        raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+        raise ConfigurationError(
+            f"limit must be a positive integer, got {limit!r}; pass e.g. limit=50"
+        )
 
 
 class MemoryState:
@@ -188,6 +206,7 @@ class MemoryState:
         self._lock = threading.Lock()
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        """The known state of ``uids`` (users never seen are absent)."""
         with self._lock:
             out = {}
             for uid in uids:
@@ -197,17 +216,20 @@ class MemoryState:
             return out
 
     def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
+        """Record users' new accepted attributes and clear their failures."""
         with self._lock:
             for uid, attrs_ in accepted:
                 self._users[(sync_name, uid)] = UserState(dict(attrs_))
 
     def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        """Count one more failed attempt for each ``(uid, error)``."""
         with self._lock:
             for uid, error in failures:
                 old = self._users.get((sync_name, uid), UserState({}))
                 self._users[(sync_name, uid)] = UserState(old.attrs, old.failed_attempts + 1, error)
 
     def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        """Forget the failures of users that no longer need a request."""
         with self._lock:
             for uid in uids:
                 old = self._users.get((sync_name, uid))
@@ -215,25 +237,30 @@ class MemoryState:
                     self._users[(sync_name, uid)] = UserState(old.attrs)
 
     def forget(self, sync_name: str) -> None:
+        """Drop all user state of one sync (its history stays)."""
         with self._lock:
             for key in [k for k in self._users if k[0] == sync_name]:
                 del self._users[key]
 
     def save_run(self, record: RunRecord) -> None:
+        """Insert or update a run record."""
         with self._lock:
             self._runs[record.run_id] = record
 
     def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        """The latest runs of a sync, newest first."""
         with self._lock:
             mine = [r for r in self._runs.values() if r.sync_name == sync_name]
         mine.sort(key=lambda r: r.started_at, reverse=True)
         return mine[:limit]
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
+        """A small per-sync value, or ``None``."""
         with self._lock:
             return self._meta.get((sync_name, key))
 
     def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        """Set or (with ``None``) delete a per-sync value."""
         with self._lock:
             if value is None:
                 self._meta.pop((sync_name, key), None)
@@ -363,7 +390,10 @@ class SQLiteState:
                 self.path, timeout=timeout, check_same_thread=False, isolation_level=None
             )
         except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open the state store {self.path!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot open the state store {self.path!r}: {exc}; check that its directory "
+                "exists and is writable, or point state= at another file"
+            ) from exc
         self._lock = threading.RLock()
         try:
             self._init()
@@ -396,7 +426,8 @@ class SQLiteState:
         if version == 0 and "user_state" in tables:
             raise ConfigurationError(
                 f"the state store {self.path!r} has no schema version; it was not written by a "
-                "released version of this library and cannot be read safely"
+                "released version of this library and cannot be read safely; point state= at a "
+                "new file (the first run then sends every user again)"
             )
         if version == 0:
             with self._transaction():
@@ -441,6 +472,7 @@ class SQLiteState:
         return SQLiteState._Tx(self)
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        """The known state of ``uids`` (users never seen are absent)."""
         out: dict[str, UserState] = {}
         with self._lock:
             for start in range(0, len(uids), _QUERY_CHUNK):
@@ -456,6 +488,7 @@ class SQLiteState:
         return out
 
     def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
+        """Record users' new accepted attributes and clear their failures."""
         if not accepted:
             return
         now = time.time()
@@ -473,6 +506,7 @@ class SQLiteState:
             )
 
     def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        """Count one more failed attempt for each ``(uid, error)``."""
         if not failures:
             return
         now = time.time()
@@ -486,6 +520,7 @@ class SQLiteState:
             )
 
     def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        """Forget the failures of users that no longer need a request."""
         if not uids:
             return
         with self._transaction() as db:
@@ -496,10 +531,12 @@ class SQLiteState:
             )
 
     def forget(self, sync_name: str) -> None:
+        """Drop all user state of one sync (its history stays)."""
         with self._transaction() as db:
             db.execute("DELETE FROM user_state WHERE sync_name = ?", (sync_name,))
 
     def save_run(self, record: RunRecord) -> None:
+        """Insert or update a run record."""
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs (run_id, sync_name, started_at, finished_at, status, "
@@ -516,6 +553,7 @@ class SQLiteState:
             )
 
     def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        """The latest runs of a sync, newest first."""
         with self._lock:
             cursor = self._db.execute(
                 "SELECT run_id, sync_name, started_at, finished_at, status, counts, error "
@@ -536,6 +574,7 @@ class SQLiteState:
             ]
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
+        """A small per-sync value, or ``None``."""
         with self._lock:
             row = self._db.execute(
                 "SELECT value FROM sync_meta WHERE sync_name = ? AND key = ?", (sync_name, key)
@@ -543,6 +582,7 @@ class SQLiteState:
         return None if row is None else str(row[0])
 
     def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        """Set or (with ``None``) delete a per-sync value."""
         with self._transaction() as db:
             if value is None:
                 db.execute(
