@@ -86,9 +86,15 @@ def _clean_secret(value: object, what: str) -> str:
         raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
     cleaned = value.strip()
     if not cleaned:
-        raise ConfigurationError(f"{what} is empty")
+        raise ConfigurationError(
+            f"{what} is empty; pass the credential itself (check the variable or environment "
+            "variable it was read from)"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in cleaned):
-        raise ConfigurationError(f"{what} contains control characters and cannot be sent")
+        raise ConfigurationError(
+            f"{what} contains control characters and cannot be sent; remove any line break or "
+            "tab copied along with it"
+        )
     return cleaned
 
 
@@ -186,8 +192,13 @@ def _safe_error(
 def _transport_error(exc: httpx.TransportError, what: str) -> PersonalizeError:
     # The original request is not attached: it may carry a password or a token in its body.
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{what} timed out ({type(exc).__name__})")
-    return APIConnectionError(f"{what} failed: no answer ({type(exc).__name__}: {exc})")
+        return APITimeoutError(
+            f"{what} timed out ({type(exc).__name__}); try again, or pass a larger timeout="
+        )
+    return APIConnectionError(
+        f"{what} failed: no answer ({type(exc).__name__}: {exc}); check the network, any proxy "
+        "and the region"
+    )
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
@@ -233,6 +244,7 @@ class AuthToken(httpx.Auth):
         return self._organization_uid
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Put the ``authtoken`` (and ``organization_uid``) headers on the request."""
         request.headers["authtoken"] = self._token
         if self._organization_uid is not None:
             request.headers.setdefault("organization_uid", self._organization_uid)
@@ -248,6 +260,11 @@ class ManagementToken(httpx.Auth):
     Constructing it raises :class:`~contentstack_personalize.errors.ConfigurationError` that
     says what to use instead: :class:`AuthToken` (see :func:`login`) or :class:`OAuth`. It
     exists so that the mistake fails at once, with a useful message, instead of as a 401 later.
+
+    Example::
+
+        ManagementToken("cs...")            # raises ConfigurationError: use AuthToken or OAuth
+        auth = login(email, password)       # do this instead
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -270,6 +287,14 @@ class OAuthTokens:
     Handed to ``on_refresh`` callbacks so that callers can persist the (rotated) refresh token.
     ``expires_at`` is in epoch seconds, ``None`` when the server gave no ``expires_in``. The
     tokens are hidden from ``repr``.
+
+    Example::
+
+        def save_tokens(tokens: OAuthTokens) -> None:
+            vault.store(tokens.access_token, tokens.refresh_token, tokens.expires_at)
+
+        auth = OAuth(access_token=..., refresh_token=..., client_id=..., app_id=...,
+                     on_refresh=save_tokens)
     """
 
     access_token: str = attrs.field(repr=_redacted_repr)
@@ -585,6 +610,7 @@ class OAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Refresh if due, send with the token, and refresh and replay once on a 401."""
         request.read()
         if self._needs_refresh():
             seen = self._current_generation()
@@ -604,6 +630,7 @@ class OAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Async twin of :meth:`sync_auth_flow`."""
         await request.aread()
         if self._needs_refresh():
             seen = self._current_generation()
@@ -715,7 +742,9 @@ def authorization_url(
     ]
     if code_challenge is not None:
         if not code_challenge.strip():
-            raise ConfigurationError("code_challenge is empty")
+            raise ConfigurationError(
+                "code_challenge is empty; pass PKCE.generate().challenge, or leave it out"
+            )
         params.append(("code_challenge", code_challenge.strip()))
         params.append(("code_challenge_method", "S256"))
     query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
@@ -873,6 +902,14 @@ def exchange_code(
     ``PKCE.verifier`` whose challenge went into :func:`authorization_url`). ``on_refresh`` is
     passed on to the OAuth object (it is not called for these first tokens: persist
     ``oauth.tokens`` yourself). A refused code raises ``AuthenticationError``.
+
+    Example::
+
+        auth = exchange_code(code=code, client_id="abc", app_id="6400...",
+                             redirect_uri="http://localhost:8184/callback",
+                             code_verifier=pkce.verifier)
+        save_tokens(auth.tokens)
+        client = PersonalizeClient(project_uid, auth=auth)
     """
     url = _token_url(region, token_url)
     request = _exchange_request(
@@ -919,7 +956,14 @@ async def aexchange_code(
     on_refresh: OnRefresh | None = None,
     timeout: float = 30.0,
 ) -> OAuth:
-    """Async twin of :func:`exchange_code`."""
+    """Async twin of :func:`exchange_code`.
+
+    Example::
+
+        auth = await aexchange_code(code=code, client_id="abc", app_id="6400...",
+                                    redirect_uri="http://localhost:8184/callback",
+                                    client_secret=client_secret)
+    """
     url = _token_url(region, token_url)
     request = _exchange_request(
         code=code,
@@ -1026,6 +1070,13 @@ def login(
     At most 20 authtokens per user are valid at once: the 21st login silently expires the
     oldest. Reuse a token (or :func:`logout` when done) rather than logging in on every run.
     SSO users get no authtoken unless they own the organization: use :class:`OAuth` then.
+
+    Example::
+
+        auth = login("me@example.com", password, organization_uid="blt...", region="eu")
+        with PersonalizeClient(project_uid, auth=auth, region="eu") as client:
+            client.attributes.list()
+        logout(auth, region="eu")
     """
     base = _cma_base(region, cma_url)
     request = _login_request(email, password, tfa_token, base)
@@ -1049,7 +1100,12 @@ async def alogin(
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 30.0,
 ) -> AuthToken:
-    """Async twin of :func:`login` (same 20-authtokens-per-user limit)."""
+    """Async twin of :func:`login` (same 20-authtokens-per-user limit).
+
+    Example::
+
+        auth = await alogin("me@example.com", password, tfa_token="123456")
+    """
     base = _cma_base(region, cma_url)
     request = _login_request(email, password, tfa_token, base)
     response = await _send_async(
@@ -1082,6 +1138,14 @@ def logout(
     """End the CMA session of ``token`` (``DELETE {cma}/v3/user-session``).
 
     Frees one of the user's 20 concurrent authtoken slots; the token is invalid afterwards.
+
+    Example::
+
+        auth = login(email, password)
+        try:
+            run_the_sync(auth)
+        finally:
+            logout(auth)
     """
     request = _logout_request(token, _cma_base(region, cma_url))
     response = _send_sync(
@@ -1105,7 +1169,12 @@ async def alogout(
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 30.0,
 ) -> None:
-    """Async twin of :func:`logout`."""
+    """Async twin of :func:`logout`.
+
+    Example::
+
+        await alogout(auth)
+    """
     request = _logout_request(token, _cma_base(region, cma_url))
     response = await _send_async(
         request,
@@ -1172,6 +1241,11 @@ def auth_from_env(environ: Mapping[str, str] | None = None) -> httpx.Auth | None
 
     ``CONTENTSTACK_ORGANIZATION_UID`` fills ``organization_uid``; ``CONTENTSTACK_REGION`` picks
     the OAuth token endpoint's region. Empty variables count as unset.
+
+    Example::
+
+        auth = auth_from_env({"CONTENTSTACK_AUTHTOKEN": "blt..."})  # AuthToken
+        auth_from_env({})                                          # None
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     org = _env(env, ENV_ORGANIZATION_UID)

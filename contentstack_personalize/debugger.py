@@ -248,19 +248,27 @@ class Debugger:
         retention_days: float = 7.0,
     ) -> None:
         if not isinstance(max_records, int) or max_records < 1:
-            raise ConfigurationError("Debugger max_records must be a positive integer")
+            raise ConfigurationError(
+                f"Debugger max_records must be a positive integer, got {max_records!r}"
+            )
         if not isinstance(max_body_bytes, int) or max_body_bytes < 0:
-            raise ConfigurationError("Debugger max_body_bytes must be a non-negative integer")
+            raise ConfigurationError(
+                f"Debugger max_body_bytes must be a non-negative integer, got {max_body_bytes!r} "
+                "(0 keeps no bodies)"
+            )
         if not 0.0 <= sample_success <= 1.0:
             raise ConfigurationError(
                 f"Debugger sample_success must be between 0 and 1, got {sample_success!r}"
             )
         if flush_every < 1 or flush_interval < 0:
             raise ConfigurationError(
-                "Debugger flush_every must be positive and flush_interval not negative"
+                "Debugger flush_every must be positive and flush_interval not negative, got "
+                f"flush_every={flush_every!r}, flush_interval={flush_interval!r}"
             )
         if retention_days <= 0:
-            raise ConfigurationError("Debugger retention_days must be positive")
+            raise ConfigurationError(
+                f"Debugger retention_days must be positive, got {retention_days!r}"
+            )
         self.max_records = max_records
         self.max_body_bytes = max_body_bytes
         self.sample_success = float(sample_success)
@@ -648,4 +656,7 @@ def read_jsonl(source: str | os.PathLike[str] | IO[str]) -> list[DebugRecord]:
             return read_jsonl(fh)
     if isinstance(source, io.TextIOBase) or hasattr(source, "read"):
         return [DebugRecord.from_dict(json.loads(line)) for line in source if line.strip()]
-    raise ConfigurationError("read_jsonl needs a path or a text file object")
+    raise ConfigurationError(
+        f"read_jsonl needs a path or a text file object, not {type(source).__name__}; "
+        "pass the file given to Debugger(export=...)"
+    )

@@ -142,13 +142,20 @@ def membership_flags(column: str, audiences: Iterable[str], *, prefix: str = "in
 
 
 def flag_key(audience: str, prefix: str = "in_") -> str:
-    """The boolean attribute key for ``audience`` (non key characters become ``_``)."""
+    """The boolean attribute key for ``audience`` (non key characters become ``_``).
+
+    Example::
+
+        flag_key("churn-risk")  # 'in_churn_risk'
+    """
     return prefix + re.sub(r"[^A-Za-z0-9_]", "_", audience)
 
 
 def _check_delimiter(delimiter: str) -> None:
     if not delimiter or delimiter.isspace() or len(delimiter) > 3:
-        raise ConfigurationError("delimiter must be 1 to 3 visible characters, e.g. '|'")
+        raise ConfigurationError(
+            f"delimiter must be 1 to 3 visible characters, e.g. '|', not {delimiter!r}"
+        )
 
 
 def membership_rule(
@@ -159,13 +166,21 @@ def membership_rule(
     delimiter: str = _DEFAULT_DELIMITER,
 ) -> RuleCombination:
     """The audience definition that matches users whose membership attribute holds
-    ``member_id``."""
+    ``member_id``.
+
+    Example::
+
+        attribute = client.attributes.ensure(["audiences"])[0]
+        definition = membership_rule(attribute, "vip")  # CONTAINS_SUBSTRING "|vip|"
+        client.audiences.create(name="VIP", definition=definition)
+    """
     if encoding == "boolean":
         return all_of(Rule.custom(attribute.uid, Condition.IS_TRUE))
     _check_delimiter(delimiter)
     if not member_id or delimiter in member_id:
         raise ValidationError(
-            f"audience identifier {member_id!r} must be non-empty and not contain {delimiter!r}"
+            f"audience identifier {member_id!r} must be non-empty and not contain {delimiter!r}; "
+            "pass another member_id, or another delimiter= (the same one the sync uses)"
         )
     return all_of(
         Rule.custom(
@@ -188,7 +203,10 @@ def _plan(
     """Pure decision: ``("create" | "update" | "keep", definition, existing audience)``."""
     attribute = next((a for a in attributes if a.key == attribute_key), None)
     if attribute is None:  # pragma: no cover - ensure() ran just before
-        raise ConfigurationError(f"attribute {attribute_key!r} is missing")
+        raise ConfigurationError(
+            f"attribute {attribute_key!r} is missing; create it with "
+            f"client.attributes.ensure([{attribute_key!r}])"
+        )
     definition = membership_rule(attribute, member_id, encoding=encoding, delimiter=delimiter)
     existing = [a for a in audiences if a.name == name]
     if not existing:
@@ -236,6 +254,11 @@ def ensure_membership(
     users whose attribute holds ``member_id`` (default: ``name``). Running it again changes
     nothing; an existing audience with another definition is replaced only with
     ``update=True``. Also available as ``client.audiences.ensure_membership(...)``.
+
+    Example::
+
+        vip = ensure_membership(client, "VIP", member_id="vip")
+        sync = Sync(client, match_on="user_id", mapping={"segments": membership("audiences")})
     """
     member, key = _names(name, member_id, attribute_key, encoding)
     attributes = client.attributes.ensure([key])
@@ -268,7 +291,12 @@ async def aensure_membership(
     description: str | None = None,
     update: bool = False,
 ) -> Audience:
-    """The async twin of :func:`ensure_membership`."""
+    """The async twin of :func:`ensure_membership`.
+
+    Example::
+
+        vip = await aensure_membership(async_client, "VIP", member_id="vip")
+    """
     member, key = _names(name, member_id, attribute_key, encoding)
     attributes = await client.attributes.ensure([key])
     action, definition, existing = _plan(

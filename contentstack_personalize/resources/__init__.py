@@ -45,12 +45,28 @@ RESOURCES = {
 
 
 def attach_sync_resources(client: PersonalizeClient) -> None:
-    """Give a blocking client its resource attributes (``client.users``...)."""
+    """Give a blocking client its resource attributes (``client.users``...).
+
+    ``PersonalizeClient`` calls it itself; you need it only for a client built another way.
+
+    Example::
+
+        attach_sync_resources(client)
+        client.users.set_attributes("user-42", {"plan": "gold"})
+    """
     for name, (sync_cls, _) in RESOURCES.items():
         setattr(client, name, sync_cls(client))
 
 
 def attach_async_resources(client: AsyncPersonalizeClient) -> None:
-    """Give an async client its resource attributes (``client.users``...)."""
+    """Give an async client its resource attributes (``client.users``...).
+
+    ``AsyncPersonalizeClient`` calls it itself; you need it only for a client built another way.
+
+    Example::
+
+        attach_async_resources(client)
+        await client.users.set_attributes("user-42", {"plan": "gold"})
+    """
     for name, (_, async_cls) in RESOURCES.items():
         setattr(client, name, async_cls(client))

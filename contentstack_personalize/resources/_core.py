@@ -131,5 +131,8 @@ def path_uid(uid: object, what: str) -> str:
     if not isinstance(uid, str) or not uid:
         raise ValidationError(f"{what} uid must be a non-empty string, not {uid!r}")
     if uid != uid.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in uid):
-        raise ValidationError(f"{what} uid {uid!r} contains spaces or control characters")
+        raise ValidationError(
+            f"{what} uid {uid!r} contains spaces or control characters; pass the uid exactly "
+            "as the API returned it (e.g. from .list())"
+        )
     return quote(uid, safe="")

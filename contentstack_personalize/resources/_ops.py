@@ -105,7 +105,10 @@ def track(user_uid: str, events: Sequence[TrackedEvent]) -> Op[None]:
         )
     items = builtins.list(events)
     if not items:
-        raise ValidationError("no events to track; nothing was sent")
+        raise ValidationError(
+            "no events to track; nothing was sent. Pass at least one Impression(...) or "
+            "CustomEvent(key)"
+        )
     for i, event in enumerate(items):
         if not isinstance(event, (Impression, CustomEvent)):
             raise ValidationError(
@@ -182,7 +185,8 @@ def find(resource: str, uid: str, parse: Callable[[Any], M], uid_of: Callable[[M
         if uid_of(item) == uid:
             return item
     raise NotFoundError(
-        f"no {resource[:-1]} with uid {uid!r} in this project (GET /{resource})",
+        f"no {resource[:-1]} with uid {uid!r} in this project (GET /{resource}); "
+        f"check the uid and the project, e.g. with client.{resource}.list()",
         status_code=404,
     )
 
@@ -274,7 +278,8 @@ def attributes_update(
         current = yield from attributes_get(uid)  # type: ignore[arg-type]
     if current is not None and current.is_preset:
         raise ConfigurationError(
-            f"attribute {current.key!r} is a preset attribute; presets cannot be changed"
+            f"attribute {current.key!r} is a preset attribute; presets cannot be changed; "
+            "only custom attributes can (Attribute.is_custom)"
         )
     target_uid = current.uid if current is not None else uid
     assert isinstance(target_uid, str)
@@ -299,7 +304,8 @@ def attributes_delete(uid: str | Attribute) -> Op[None]:
     if isinstance(uid, Attribute):
         if uid.is_preset:
             raise ConfigurationError(
-                f"attribute {uid.key!r} is a preset attribute; presets cannot be deleted"
+                f"attribute {uid.key!r} is a preset attribute; presets cannot be deleted; "
+                "only custom attributes can (Attribute.is_custom)"
             )
         uid = uid.uid
     yield from delete("attributes", uid)

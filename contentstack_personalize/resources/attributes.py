@@ -20,7 +20,13 @@ __all__ = ["AsyncAttributes", "Attributes"]
 
 
 class Attributes(SyncResource):
-    """Custom and preset attributes."""
+    """Custom and preset attributes, reached as ``client.attributes``.
+
+    Example::
+
+        plan, ltv = client.attributes.ensure(["plan", "ltv"])
+        client.attributes.update(plan, description="Subscription tier")
+    """
 
     def list(self) -> builtins.list[Attribute]:
         """Every attribute, custom and preset (``Attribute.is_custom`` / ``is_preset``)."""
@@ -64,7 +70,12 @@ class Attributes(SyncResource):
 
 
 class AsyncAttributes(AsyncResource):
-    """Custom and preset attributes (async)."""
+    """Custom and preset attributes (async), reached as ``client.attributes``.
+
+    Example::
+
+        attributes = await client.attributes.ensure({"plan": "Plan"})
+    """
 
     async def list(self) -> builtins.list[Attribute]:
         """See :meth:`Attributes.list`."""

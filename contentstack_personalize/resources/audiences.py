@@ -28,7 +28,14 @@ __all__ = ["AsyncAudiences", "Audiences"]
 
 
 class Audiences(SyncResource):
-    """Audiences. Those synced from Lytics are read-only (``Audience.is_read_only``)."""
+    """Audiences, reached as ``client.audiences``. Those synced from Lytics are read-only
+    (``Audience.is_read_only``).
+
+    Example::
+
+        gold = client.audiences.create(name="Gold", definition=all_of(rule))
+        client.audiences.update(gold, description="Gold plan subscribers")
+    """
 
     def list(self) -> builtins.list[Audience]:
         """Every audience of the project."""
@@ -89,7 +96,12 @@ class Audiences(SyncResource):
 
 
 class AsyncAudiences(AsyncResource):
-    """Audiences (async)."""
+    """Audiences (async), reached as ``client.audiences``.
+
+    Example::
+
+        vip = await client.audiences.ensure_membership("VIP")
+    """
 
     async def list(self) -> builtins.list[Audience]:
         """See :meth:`Audiences.list`."""

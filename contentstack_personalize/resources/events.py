@@ -18,7 +18,14 @@ __all__ = ["AsyncEvents", "Events"]
 
 
 class Events(SyncResource):
-    """Events (Management API)."""
+    """Events (Management API), reached as ``client.events``.
+
+    Example::
+
+        keys = {event.key for event in client.events.list()}
+        if "clickCTA" not in keys:
+            client.events.create(key="clickCTA")
+    """
 
     def list(self) -> builtins.list[Event]:
         """Every event of the project."""
@@ -48,7 +55,12 @@ class Events(SyncResource):
 
 
 class AsyncEvents(AsyncResource):
-    """Events (async)."""
+    """Events (async), reached as ``client.events``.
+
+    Example::
+
+        event = await client.events.create(key="clickCTA")
+    """
 
     async def list(self) -> builtins.list[Event]:
         """See :meth:`Events.list`."""

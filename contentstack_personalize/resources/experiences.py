@@ -18,7 +18,13 @@ __all__ = ["AsyncExperiences", "Experiences"]
 
 
 class Experiences(SyncResource):
-    """Experiences (read-only here)."""
+    """Experiences (read-only here), reached as ``client.experiences``.
+
+    Example::
+
+        experience = client.experiences.get("6540...")
+        print(experience.short_uid, experience.is_ab_test)
+    """
 
     def list(self) -> builtins.list[Experience]:
         """Every experience of the project."""
@@ -30,7 +36,12 @@ class Experiences(SyncResource):
 
 
 class AsyncExperiences(AsyncResource):
-    """Experiences (async)."""
+    """Experiences (async), reached as ``client.experiences``.
+
+    Example::
+
+        experiences = await client.experiences.list()
+    """
 
     async def list(self) -> builtins.list[Experience]:
         """See :meth:`Experiences.list`."""

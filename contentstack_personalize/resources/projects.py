@@ -19,7 +19,12 @@ __all__ = ["AsyncProjects", "Projects"]
 
 
 class Projects(SyncResource):
-    """Projects of the organization."""
+    """Projects of the organization, reached as ``client.projects``.
+
+    Example::
+
+        names = [project.name for project in client.projects.list()]
+    """
 
     def list(self) -> builtins.list[Project]:
         """Every project of the organization."""
@@ -31,7 +36,12 @@ class Projects(SyncResource):
 
 
 class AsyncProjects(AsyncResource):
-    """Projects of the organization (async)."""
+    """Projects of the organization (async), reached as ``client.projects``.
+
+    Example::
+
+        project = await client.projects.create(name="Storefront")
+    """
 
     async def list(self) -> builtins.list[Project]:
         """See :meth:`Projects.list`."""

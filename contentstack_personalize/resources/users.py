@@ -20,7 +20,13 @@ __all__ = ["AsyncUsers", "Users"]
 
 
 class Users(SyncResource):
-    """Personalize users on the Edge API."""
+    """Personalize users on the Edge API, reached as ``client.users``.
+
+    Example::
+
+        client.users.set_attributes("user-42", {"plan": "gold"})
+        client.users.merge(source_uid="anon-7f3a", target_uid="user-42")
+    """
 
     def set_attributes(self, user_uid: str, attributes: Mapping[str, Any]) -> None:
         """Set attributes of one user (``PATCH /user-attributes``): sent keys overwrite, others
@@ -43,7 +49,13 @@ class Users(SyncResource):
 
 
 class AsyncUsers(AsyncResource):
-    """Personalize users on the Edge API (async)."""
+    """Personalize users on the Edge API (async), reached as ``client.users``.
+
+    Example::
+
+        await client.users.set_attributes("user-42", {"plan": "gold"})
+        manifest = await client.users.manifest("user-42")
+    """
 
     async def set_attributes(self, user_uid: str, attributes: Mapping[str, Any]) -> None:
         """See :meth:`Users.set_attributes`."""
