@@ -41,7 +41,8 @@ def _check_severity(_: Any, attribute: attrs.Attribute[Any], value: object) -> N
 def _check_name(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or (value and not value.strip()):
         raise ConfigurationError(
-            "an alert rule's name must be non-empty text (it keys the rule's stored state)"
+            f"an alert rule's name must be non-empty text (it keys the rule's stored state), "
+            f"not {value!r}; pass name='...' or leave it out to get the default name"
         )
 
 
@@ -133,9 +134,11 @@ class RunFailed(Rule):
     include_partial: bool = False
 
     def default_name(self) -> str:
+        """The name used when none is given (rule kind and threshold)."""
         return "run_failed_or_partial" if self.include_partial else "run_failed"
 
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
+        """Judge one run (see the class docstring for the condition)."""
         bad = {"failed", "aborted"} | ({"partially_failed"} if self.include_partial else set())
         status = result.status.replace("_", " ")
         if result.status in bad:
@@ -165,9 +168,11 @@ class RejectedAbove(Rule):
     percent: float = attrs.field(validator=_check_percent)
 
     def default_name(self) -> str:
+        """The name used when none is given (rule kind and threshold)."""
         return f"rejected_above_{_num(self.percent)}"
 
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
+        """Judge one run (see the class docstring for the condition)."""
         sent = result.added + result.changed + result.rejected
         share = 100.0 * result.rejected / sent if sent else 0.0
         return Verdict(
@@ -193,9 +198,11 @@ class InvalidAbove(Rule):
     percent: float = attrs.field(validator=_check_percent)
 
     def default_name(self) -> str:
+        """The name used when none is given (rule kind and threshold)."""
         return f"invalid_above_{_num(self.percent)}"
 
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
+        """Judge one run (see the class docstring for the condition)."""
         share = 100.0 * result.invalid / result.read if result.read else 0.0
         return Verdict(
             failing=share > self.percent,
@@ -221,9 +228,11 @@ class RowsDropped(Rule):
     percent: float = attrs.field(validator=_check_percent)
 
     def default_name(self) -> str:
+        """The name used when none is given (rule kind and threshold)."""
         return f"rows_dropped_{_num(self.percent)}"
 
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
+        """Judge one run (see the class docstring for the condition)."""
         if previous is None or "read" not in previous.counts:
             return Verdict(failing=None, message="no previous run to compare with")
         before = int(previous.counts["read"])
@@ -254,9 +263,11 @@ class DurationAbove(Rule):
     seconds: float = attrs.field(validator=_check_seconds)
 
     def default_name(self) -> str:
+        """The name used when none is given (rule kind and threshold)."""
         return f"duration_above_{_num(self.seconds)}"
 
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
+        """Judge one run (see the class docstring for the condition)."""
         took = result.duration
         return Verdict(
             failing=took > self.seconds,

@@ -48,6 +48,11 @@ class RowIssue:
     ``"rejected"`` (the API refused it or kept failing; ``status`` and ``code`` hold its answer)
     or ``"not_sent"`` (the run stopped before it). ``row`` is the 1-based position of the row in
     the source (for a CSV file, the data row after the header).
+
+    Example::
+
+        for issue in result.invalid_rows:
+            print(f"row {issue.row} ({issue.uid}), column {issue.column}: {issue.reason}")
     """
 
     kind: Literal["invalid", "rejected", "not_sent"]
@@ -65,7 +70,16 @@ class RowIssue:
 
 @attrs.frozen(kw_only=True)
 class Change:
-    """One attribute of one user that a run would send (see :meth:`Plan.changes`)."""
+    """One attribute of one user that a run would send (see :meth:`Plan.changes`).
+
+    ``old`` is ``None`` for an attribute never sent; ``first_time`` is true when the state
+    store knows nothing of the user yet.
+
+    Example::
+
+        with sync.plan(rows) as plan:
+            new_users = {change.uid for change in plan.changes() if change.first_time}
+    """
 
     uid: str
     attribute: str
@@ -285,7 +299,7 @@ class Plan:
     def changes(self) -> Iterator[Change]:
         """Every attribute that would be sent, user by user, in source order."""
         if self._db is None:
-            raise ValueError("this plan is closed")
+            raise ValueError("this plan is closed; compute a new one with sync.plan(rows)")
         cursor = self._db.execute("SELECT uid, key, old, new, first FROM changes ORDER BY seq")
         for uid, key, old, new, first in cursor:
             yield Change(

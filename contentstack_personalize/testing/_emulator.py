@@ -43,6 +43,11 @@ class RecordedRequest:
       ``"drop"``, ``"outage"``) or None.
     - ``applied``: whether the request changed state / did its work (False for injected error
       answers and for timeouts/drops that lost the request before it was applied).
+
+    Example::
+
+        patches = [r for r in emulator.requests if r.api == "edge" and r.method == "PATCH"]
+        assert patches[0].user_uid == "user-42" and patches[0].json == {"plan": "gold"}
     """
 
     api: str | None
@@ -58,6 +63,7 @@ class RecordedRequest:
 
     @property
     def json(self) -> Any:
+        """The body parsed as JSON, or ``None`` when it is empty or not JSON."""
         if not self.body:
             return None
         try:
@@ -280,6 +286,7 @@ class PersonalizeEmulator:
         return faults
 
     def clear_faults(self) -> None:
+        """Remove every injected fault (same as ``emulator.faults = None``)."""
         self.faults = None
 
     # ------------------------------------------------------------------------- seeding

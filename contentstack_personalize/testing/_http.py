@@ -53,6 +53,12 @@ class EmulatorRequest:
 
     ``query`` keeps repeated parameters in order (``tags[]=a&tags[]=b``); ``path`` is
     percent-decoded and carries no query string.
+
+    Example::
+
+        request = EmulatorRequest.build("GET", "/edge/manifest?tags[]=a&tags[]=b")
+        request.query_all("tags[]")  # ['a', 'b']
+        response = emulator.handle(request)
     """
 
     method: str
@@ -104,6 +110,12 @@ class EmulatorResponse:
     httpx transports) or closes the connection (the socket server) after ``delay`` seconds
     (the server holds a timed-out connection ``hold`` seconds). ``status``, ``headers`` and
     ``body`` are then meaningless.
+
+    Example::
+
+        response = emulator.request("GET", "/edge/manifest",
+                                    headers={"x-project-uid": emulator.project_uid})
+        assert response.status == 200 and "experiences" in response.json()
     """
 
     status: int
@@ -119,6 +131,7 @@ class EmulatorResponse:
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.body.decode("utf-8", "replace")
 
     def header(self, name: str) -> str | None:

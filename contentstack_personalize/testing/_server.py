@@ -260,6 +260,14 @@ class EmulatorServer:
     ``url`` is the root (``http://127.0.0.1:PORT``); ``edge_url``, ``management_url``,
     ``cma_url`` and ``developerhub_url`` are the base URLs to give a client (the root plus
     ``/edge``, ``/management``, ``/cma``, ``/developerhub``).
+
+    Example::
+
+        with emulator.serve() as server:
+            client = PersonalizeClient(
+                emulator.project_uid, edge_url=server.edge_url, read_env=False
+            )
+            client.users.set_attributes("user-42", {"plan": "gold"})
     """
 
     def __init__(self, emulator: PersonalizeEmulator, host: str = "127.0.0.1", port: int = 0):
@@ -277,29 +285,36 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
+        """The server's root URL, ``http://HOST:PORT``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     @property
     def edge_url(self) -> str:
+        """The Edge API base URL to give a client (``edge_url=``)."""
         return f"{self.url}/edge"
 
     @property
     def management_url(self) -> str:
+        """The Management API base URL to give a client (``management_url=``)."""
         return f"{self.url}/management"
 
     @property
     def cma_url(self) -> str:
+        """The CMA base URL, for ``login(cma_url=...)`` and ``cma_url=``."""
         return f"{self.url}/cma"
 
     @property
     def developerhub_url(self) -> str:
+        """The Developer Hub base URL; its ``/token`` is the OAuth ``token_url``."""
         return f"{self.url}/developerhub"
 
     def start(self) -> None:
         """Start serving in a daemon thread; returns once the socket listens."""
         if self._thread is not None:
-            raise RuntimeError("the server is already started")
+            raise RuntimeError(
+                "the server is already started; call stop() first, or use another EmulatorServer"
+            )
         self._thread = threading.Thread(
             target=self._run, name="personalize-emulator-server", daemon=True
         )

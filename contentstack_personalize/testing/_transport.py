@@ -59,6 +59,7 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer a blocking httpx request from the emulator."""
         body = request.read()
         response = self.emulator.handle(self._to_emulator(request, body))
         if response.delay:
@@ -66,6 +67,7 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self._to_httpx(request, response)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer an async httpx request from the emulator."""
         body = await request.aread()
         response = self.emulator.handle(self._to_emulator(request, body))
         if response.delay:
