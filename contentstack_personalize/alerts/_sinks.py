@@ -122,7 +122,9 @@ def _check_min_severity(value: str) -> Severity:
 
 def _check_http_url(url: object, what: str) -> str:
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ConfigurationError(f"{what} must be an https:// URL")
+        raise ConfigurationError(
+            f"{what} must be an https:// URL; copy the full URL the provider gave you"
+        )
     return url
 
 
@@ -147,7 +149,7 @@ class _HttpSink:
         transport: httpx.BaseTransport | None,
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise ConfigurationError("a sink's name must be non-empty text")
+            raise ConfigurationError("a sink's name must be non-empty text; pass name='...'")
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass http_client= or transport=, not both")
         self.name = name
@@ -602,7 +604,9 @@ class Email:
         if not isinstance(host, str) or not host:
             raise ConfigurationError("Email needs host=: the SMTP server to send through")
         if security not in _DEFAULT_PORTS:
-            raise ConfigurationError("security must be 'starttls', 'ssl' or 'none'")
+            raise ConfigurationError(
+                f"security must be 'starttls', 'ssl' or 'none', not {security!r}"
+            )
         if (username is None) != (password is None):
             raise ConfigurationError("pass both username= and password= (or neither)")
         if password is not None and security == "none" and not _is_loopback(host):
@@ -613,7 +617,7 @@ class Email:
         if not isinstance(sender, str) or not sender.strip():
             raise ConfigurationError("Email needs sender=: the From address")
         if not isinstance(name, str) or not name:
-            raise ConfigurationError("a sink's name must be non-empty text")
+            raise ConfigurationError("a sink's name must be non-empty text; pass name='...'")
         self.name = name
         self.min_severity = _check_min_severity(min_severity)
         self.host = host

@@ -313,7 +313,10 @@ class FastEdgeSender:
         config = client.config
         url = httpx.URL(config.edge_url)
         if url.scheme not in ("http", "https"):
-            raise PersonalizeError(f"the edge URL must be http(s), got {config.edge_url!r}")
+            raise PersonalizeError(
+                f"the edge URL must be http(s), got {config.edge_url!r}; fix the client's "
+                "edge_url= (or pass sender=make_sender(client, concurrency=..., kind='httpx'))"
+            )
         self._client = client
         self._host = url.host
         self._tls = url.scheme == "https"
