@@ -289,8 +289,10 @@ class RateLimiter:
             )
         self.rate = rate
         self.per = per
-        self._window = per + margin
+        # A burst of floor(rate) (at least 1) per window, the window stretched so that the
+        # long-run rate is exactly ``rate`` per ``per`` (0.5/s, 2.5/s...).
         self._capacity = max(1, int(rate))
+        self._window = per * self._capacity / rate + margin
         self._clock = clock
         self._lock = threading.Lock()
         self._slots: deque[float] = deque()
@@ -474,24 +476,23 @@ def describe_exception(exc: BaseException, request: httpx.Request | None = None)
     return f"{name}: {scrub(text, request)}" if text else name
 
 
-def sanitized(exc: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
+def sanitized(exc: httpx.HTTPError, request: httpx.Request) -> httpx.HTTPError:
     """A copy of ``exc`` whose message has credentials masked, to chain as the cause of our
     error: a transport or proxy may echo the request headers in its message."""
     text = str(exc)
     clean = scrub(text, request)
     if clean == text:
         return exc
+    copy: httpx.HTTPError
     try:
-        copy = type(exc)(clean, request=request)
+        copy = type(exc)(clean, request=request)  # type: ignore[call-arg]
     except Exception:  # an exception class with another signature
         copy = httpx.TransportError(clean, request=request)
     copy.__traceback__ = exc.__traceback__
     return copy
 
 
-def transport_error(
-    exc: httpx.TransportError, request: httpx.Request, attempts: int
-) -> TransportError:
+def transport_error(exc: httpx.HTTPError, request: httpx.Request, attempts: int) -> TransportError:
     """Our error for an httpx transport failure (the caller chains it with ``from``)."""
     where = f"{request.method} {request.url.copy_with(query=None)}"
     tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"

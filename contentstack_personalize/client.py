@@ -465,10 +465,10 @@ class PersonalizeClient(_ClientCore):
             started_at = time.time()
             t0 = time.perf_counter()
             response: httpx.Response | None = None
-            error: httpx.TransportError | None = None
+            error: httpx.HTTPError | None = None
             try:
                 response = self._http.send(request, auth=auth)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:  # transport failures, and bodies that cannot decode
                 error = exc
             duration = time.perf_counter() - t0
             delay = self._next_delay(attempt, response, error)
@@ -659,10 +659,10 @@ class AsyncPersonalizeClient(_ClientCore):
             started_at = time.time()
             t0 = time.perf_counter()
             response: httpx.Response | None = None
-            error: httpx.TransportError | None = None
+            error: httpx.HTTPError | None = None
             try:
                 response = await self._http.send(request, auth=auth)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:  # transport failures, and bodies that cannot decode
                 error = exc
             duration = time.perf_counter() - t0
             delay = self._next_delay(attempt, response, error)

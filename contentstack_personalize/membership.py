@@ -121,7 +121,8 @@ def membership(
     def encode(value: Any) -> str:
         return encode_membership(value, delimiter=delimiter, split=split)
 
-    return Field(key, column=column, transform=encode, type=str)
+    # A user in no audience gets "" (never null, which is skipped and would keep them in).
+    return Field(key, column=column, transform=encode, type=str, default="")
 
 
 def membership_flags(column: str, audiences: Iterable[str], *, prefix: str = "in_") -> list[Field]:

@@ -10,15 +10,18 @@ users, many requests in flight. A user's new state is committed only after the e
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import json
 import logging
 import math
+import queue
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -40,7 +43,7 @@ from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mappi
 from ._progress import NullProgress, Progress, ProgressArg, make_progress
 from ._result import Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, SendOutcome, make_sender
-from ._sources import DEFAULT_CHUNK, open_source
+from ._sources import DEFAULT_CHUNK, InvalidRow, open_source
 from ._state import RunRecord, StateStore, UserState, open_state
 from ._typecheck import TypeCheck, TypeChecker, TypeIssue, expectations_from_audiences
 from ._values import MISSING, _encode_str, is_null
@@ -85,6 +88,11 @@ def uid_from_value(value: Any) -> tuple[str | None, str | None]:
     elif isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             return None, f"the user UID {value!r} is not an integral number"
+        if abs(value) > 2**53:
+            return None, (
+                f"the user UID {value!r} is a float above 2**53 and may have been rounded; "
+                "load the column as integers or text (e.g. .astype('Int64') in pandas)"
+            )
         text = str(int(value))
     elif isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
@@ -254,12 +262,52 @@ class _Spool:
 # ---------------------------------------------------------------------------------------------
 
 
+class _CallerThread:
+    """Runs functions on the thread that called a blocking ``run()`` while its coroutine runs on
+    a helper thread (notebooks): sources such as sqlite3 connections only work on the thread
+    that created them, so reading the source happens there."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._calls = queue.SimpleQueue()
+
+    def submit(self, fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        self._calls.put((fn, future))
+        return future
+
+    def pump(self, timeout: float) -> None:
+        """Run the next submitted call, waiting up to ``timeout`` for one."""
+        try:
+            fn, future = self._calls.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except KeyboardInterrupt:
+            future.set_exception(asyncio.CancelledError())
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+
+
+_CALLER: contextvars.ContextVar[_CallerThread | None] = contextvars.ContextVar(
+    "contentstack_personalize_caller_thread", default=None
+)
+_RUN_CLIENT: contextvars.ContextVar[AsyncPersonalizeClient | None] = contextvars.ContextVar(
+    "contentstack_personalize_run_client", default=None
+)
+
+
 def _run_blocking(make_coro: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine to completion from blocking code.
 
     Without a running event loop this is ``asyncio.run``. Inside one (Jupyter), the coroutine
-    runs on a fresh loop in a helper thread while this thread waits; Ctrl-C (a notebook's
-    interrupt) cancels it there, which stops the run cleanly.
+    runs on a fresh loop in a helper thread while this thread serves the calls that must happen
+    here (reading the source); Ctrl-C (a notebook's interrupt) cancels the coroutine and waits
+    for it to stop cleanly, so no run goes on in the background.
     """
 
     async def main() -> _T:
@@ -270,10 +318,13 @@ def _run_blocking(make_coro: Callable[[], Awaitable[_T]]) -> _T:
     except RuntimeError:
         return asyncio.run(main())
 
+    caller = _CallerThread()
     state: dict[str, Any] = {}
     ready = threading.Event()
+    done = threading.Event()
 
     def target() -> None:
+        _CALLER.set(caller)
         loop = asyncio.new_event_loop()
         try:
             task = loop.create_task(main())
@@ -288,19 +339,24 @@ def _run_blocking(make_coro: Callable[[], Awaitable[_T]]) -> _T:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
+                done.set()
 
     thread = threading.Thread(target=target, name="personalize-sync-runner", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not done.is_set():
+            caller.pump(0.05)
     except KeyboardInterrupt:
         ready.wait()
         loop = state.get("loop")
         task = state.get("task")
         if loop is not None and task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
-        thread.join()
+        while not done.is_set():  # let it stop cleanly; a second Ctrl-C does not abandon it
+            try:
+                caller.pump(0.05)
+            except KeyboardInterrupt:
+                continue
         raise
     if "error" in state:
         raise state["error"]
@@ -453,7 +509,7 @@ class Sync:
 
     def plan(self, rows: Any, *, full: bool = False) -> Plan:
         """What :meth:`run` would send, sending nothing (read-only API calls at most)."""
-        return _run_blocking(lambda: self.aplan(rows, full=full))
+        return self._blocking(lambda: self.aplan(rows, full=full))
 
     async def aplan(self, rows: Any, *, full: bool = False) -> Plan:
         """The coroutine behind :meth:`plan`."""
@@ -461,12 +517,11 @@ class Sync:
         spool = _Spool()
         try:
             tally = _Tally(self.max_issue_details)
-            type_issues = self._load(rows, spool, tally, preflight)
+            type_issues = await self._aload(rows, spool, tally, preflight)
             db = spool.db
             db.execute("BEGIN")
             buffer: list[tuple[str, str, str | None, str, int]] = []
-            clear: list[str] = []
-            for work in self._diff(spool, tally, full, clear):
+            for work in self._diff(spool, tally, full, None):
                 for key, new in work.changed.items():
                     buffer.append((work.uid, key, work.old_state.get(key), new, work.first_time))
                 if len(buffer) >= 5000:
@@ -509,7 +564,7 @@ class Sync:
         """
         holder: dict[str, SyncResult] = {}
         try:
-            return _run_blocking(
+            return self._blocking(
                 lambda: self._arun(rows, full=full, holder=holder, progress=progress)
             )
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
@@ -547,11 +602,43 @@ class Sync:
 
     # -- stages --------------------------------------------------------------------------------
 
+    def _client(self) -> AnyClient:
+        """The client of the current run: the user's, or for a blocking run of an async client
+        a twin made for that run's event loop."""
+        return _RUN_CLIENT.get() or self.client
+
+    def _blocking(self, make_coro: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a coroutine of this sync from blocking code (see :func:`_run_blocking`)."""
+        client = self.client
+        if not isinstance(client, AsyncPersonalizeClient):
+            return _run_blocking(make_coro)
+        if client._user_http_client:
+            raise ConfigurationError(
+                "this AsyncPersonalizeClient has its own httpx.AsyncClient, which belongs to one "
+                "event loop: use `await sync.arun(rows)` / `await sync.aplan(rows)` with it"
+            )
+
+        async def with_twin() -> _T:
+            # An async client's connections belong to the loop that made them, and every
+            # blocking run has a loop of its own: use a twin with the same settings per run.
+            twin = AsyncPersonalizeClient._twin_of(
+                client, transport=client._transport, max_connections=self.concurrency
+            )
+            token = _RUN_CLIENT.set(twin)
+            try:
+                return await make_coro()
+            finally:
+                _RUN_CLIENT.reset(token)
+                await twin.aclose()
+
+        return _run_blocking(with_twin)
+
     async def _call_client(self, name: str, *args: Any) -> Any:
         """Call a resource method on either kind of client without blocking the loop."""
         resource_name, method_name = name.split(".")
-        method = getattr(getattr(self.client, resource_name), method_name)
-        if isinstance(self.client, AsyncPersonalizeClient):
+        client = self._client()
+        method = getattr(getattr(client, resource_name), method_name)
+        if isinstance(client, AsyncPersonalizeClient):
             return await method(*args)
         return await asyncio.to_thread(method, *args)
 
@@ -607,8 +694,40 @@ class Sync:
     def _load(
         self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
     ) -> list[TypeIssue]:
-        """Stages 1-3: read the source, match and map every row into the spool. Returns the
-        type issues found in the columns."""
+        """Stages 1-3 in one go (see :meth:`_load_steps`)."""
+        steps = self._load_steps(rows, spool, tally, preflight)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                issues: list[TypeIssue] = stop.value
+                return issues
+
+    async def _aload(
+        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+    ) -> list[TypeIssue]:
+        """Stages 1-3 without holding the event loop: the loop gets a turn after every chunk
+        (so Ctrl-C and cancellation land while a big source is read). Under a notebook's
+        blocking ``run()``, the source is read on the caller's thread, where it was made."""
+        caller = _CALLER.get()
+        if caller is not None:
+            return await asyncio.wrap_future(
+                caller.submit(lambda: self._load(rows, spool, tally, preflight))
+            )
+        steps = self._load_steps(rows, spool, tally, preflight)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                issues: list[TypeIssue] = stop.value
+                return issues
+            await asyncio.sleep(0)
+
+    def _load_steps(
+        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+    ) -> Generator[None, None, list[TypeIssue]]:
+        """Stages 1-3: read the source, match and map every row into the spool, pausing after
+        each chunk. Returns (as the generator's value) the type issues found in the columns."""
         source = open_source(rows, chunk_size=self.chunk_size)
         needed = [self.match_on] + [f.column for f in self.fields if f.column is not None]
         # Columns known up front are checked before reading; for plain iterables, whose rows
@@ -638,7 +757,9 @@ class Sync:
                 tally.invalid_row(
                     row_number,
                     None,
-                    f"row is a {type(row).__name__}, not a mapping of column -> value "
+                    row.reason
+                    if isinstance(row, InvalidRow)
+                    else f"row is a {type(row).__name__}, not a mapping of column -> value "
                     "(for tuples, pass a DB-API cursor or build dicts)",
                 )
                 continue
@@ -668,6 +789,8 @@ class Sync:
                 spool.add(good, uids)
                 good.clear()
                 uids.clear()
+                tally.read = row_number
+                yield
         spool.add(good, uids)
         tally.read = row_number
         if unseen and row_number:
@@ -681,7 +804,9 @@ class Sync:
             logger.warning("sync %r: %s", self.name, issue.describe())
         return issues
 
-    def _diff(self, spool: _Spool, tally: _Tally, full: bool, clear: list[str]) -> Iterator[_Work]:
+    def _diff(
+        self, spool: _Spool, tally: _Tally, full: bool, clear: list[str] | None
+    ) -> Iterator[_Work]:
         """Stage 4: compare with the state; yield the users that need a request."""
         rule = self.on_duplicate
         store = self.state
@@ -714,7 +839,7 @@ class Sync:
                 if not changed:
                     tally.unchanged += 1
                     tally.progress.advance(1)
-                    if failed_before:
+                    if failed_before and clear is not None:  # a plan changes nothing
                         clear.append(uid)
                     continue
                 body = "{" + ",".join(prefixes[k] + v for k, v in changed.items()) + "}"
@@ -728,7 +853,7 @@ class Sync:
                     first_time=not old,
                     retried=failed_before,
                 )
-            if clear and len(clear) >= _DIFF_CHUNK:
+            if clear is not None and len(clear) >= _DIFF_CHUNK:
                 store.clear_failures(name, clear)
                 clear.clear()
 
@@ -772,7 +897,7 @@ class Sync:
             preflight = await self._preflight(create=True)
             warnings = list(preflight.warnings)
             spool = _Spool()
-            type_issues = self._load(rows, spool, tally, preflight)
+            type_issues = await self._aload(rows, spool, tally, preflight)
             tally.progress.start(tally.read, f"sync {self.name}")
             warnings += [issue.describe() for issue in type_issues]
             logger.info(
@@ -805,6 +930,16 @@ class Sync:
             if spool is not None:
                 spool.close()
             finished = time.time()
+            accounted = (
+                tally.invalid
+                + tally.unchanged
+                + tally.added
+                + tally.changed
+                + tally.rejected
+                + tally.not_sent
+            )
+            if tally.read > accounted:  # stopped before these rows got an outcome
+                tally.not_sent += tally.read - accounted
             result = SyncResult(
                 run_id=run_id,
                 sync_name=self.name,
@@ -862,7 +997,7 @@ class Sync:
         sender = self._sender
         owns_sender = sender is None
         if sender is None:
-            sender = make_sender(self.client, concurrency=self.concurrency)
+            sender = make_sender(self._client(), concurrency=self.concurrency)
         limiter = (
             RateLimiter(self.requests_per_second, 1.0, margin=0.0)
             if self.requests_per_second

@@ -80,13 +80,16 @@ class Field:
     - ``column``: the source column (in a ``{column: Field(...)}`` mapping it is the dict key).
     - ``value``: a static value sent for every row instead of a column.
     - ``compute``: a function of the whole row (a mapping) giving the value.
-    - ``transform``: a function applied to the column's value before type checks.
+    - ``transform``: a function applied to the column's (non-null) value before type checks;
+      nulls never reach it.
     - ``type``: ``str``, ``int``, ``float``, ``bool``, ``datetime.date``, ``datetime.datetime`` or
       ``list[str]``; a value that does not fit makes the row invalid, naming the column.
     - ``coerce``: convert when lossless (``"10"`` -> 10, ``10.0`` -> 10, ``"yes"`` -> True);
       on by default.
     - ``null``: ``"skip"`` (default) leaves the attribute untouched when the value is null;
       ``"send"`` sends JSON ``null``.
+    - ``default``: the value to use instead when the value is null (or the column is absent
+      from a row); it is type-checked but not transformed. Overrides ``null``.
 
     Example::
 
@@ -107,6 +110,7 @@ class Field:
     type: Any = attrs.field(default=None, kw_only=True)
     coerce: bool = attrs.field(default=True, kw_only=True)
     null: NullPolicy = attrs.field(default="skip", kw_only=True)
+    default: Any = attrs.field(default=NOT_GIVEN, kw_only=True)
 
     @property
     def is_static(self) -> bool:
@@ -308,14 +312,21 @@ def _compile(field: Field) -> CompiledField:
     null_result = SKIP if field.null == "skip" else "null"
     transform = field.transform
 
+    default = field.default
+    has_default = default is not NOT_GIVEN
+
     def finish(raw: Any) -> Any:
-        if transform is not None:
+        if is_null(raw):
+            if not has_default:
+                return null_result
+            raw = default
+        elif transform is not None:
             try:
                 raw = transform(raw)
             except Exception as exc:
                 raise InvalidCell(label, f"transform failed: {type(exc).__name__}: {exc}") from exc
-        if is_null(raw):
-            return null_result
+            if is_null(raw):
+                return null_result
         try:
             if coerce_fn is not None:
                 raw = coerce_fn(raw, coerce_flag)
@@ -342,7 +353,7 @@ def _compile(field: Field) -> CompiledField:
     else:
         column = field.column
         assert column is not None
-        if transform is None and coerce_fn is None:
+        if transform is None and coerce_fn is None and not has_default:
             # The common case, kept short: no transform, no declared type.
             def convert(row: Mapping[str, Any]) -> Any:
                 raw = row.get(column, MISSING)

@@ -17,7 +17,7 @@ import attrs
 
 from ..errors import ConfigurationError
 
-__all__ = ["Rows", "SQLQuery", "from_csv", "from_sql", "open_source"]
+__all__ = ["InvalidRow", "Rows", "SQLQuery", "from_csv", "from_sql", "open_source"]
 
 DEFAULT_CHUNK = 5000
 
@@ -100,6 +100,13 @@ def _cursor_rows(cursor: Any, chunk_size: int) -> Iterator[dict[str, Any]]:
                 yield dict(zip(columns, record, strict=False))
 
 
+@attrs.frozen
+class InvalidRow:
+    """A row a source could read but not make sense of; the engine reports it as invalid."""
+
+    reason: str
+
+
 def _csv_rows(source: CSVFile) -> Rows:
     try:
         handle = open(source.path, newline="", encoding=source.encoding)  # noqa: SIM115
@@ -112,19 +119,42 @@ def _csv_rows(source: CSVFile) -> Rows:
         handle.close()
         raise ConfigurationError(f"cannot read the CSV header of {source.path!r}: {exc}") from exc
 
-    def rows() -> Iterator[Mapping[str, Any]]:
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        handle.close()
+        raise ConfigurationError(
+            f"the CSV header of {source.path!r} names {duplicated} more than once; rename the "
+            "columns so that each value has one name"
+        )
+    empty_as_null = source.empty_as_null
+
+    def rows() -> Iterator[Any]:
         with handle:
-            if not source.empty_as_null:
-                yield from reader
-                return
-            for row in reader:
-                yield {k: (None if v == "" else v) for k, v in row.items()}
+            try:
+                for row in reader:
+                    if None in row:  # more cells than the header: usually an unquoted delimiter
+                        yield InvalidRow(
+                            f"line {reader.line_num} has more fields than the header "
+                            f"({len(columns)}); quote values that contain {source.delimiter!r}"
+                        )
+                    elif empty_as_null:
+                        yield {k: (None if v == "" else v) for k, v in row.items()}
+                    else:
+                        yield row
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise ConfigurationError(
+                    f"cannot read {source.path!r} after line {reader.line_num}: {exc}; check the "
+                    f"file's encoding (from_csv(path, encoding=...), now {source.encoding!r}) "
+                    "and quoting"
+                ) from exc
 
     return Rows(columns, rows(), f"CSV file {source.path}")
 
 
 def _pandas_rows(frame: Any, chunk_size: int) -> Rows:
-    columns = tuple(str(c) for c in frame.columns)
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)  # rows are looked up by name, and names are text
+    columns = tuple(frame.columns)
 
     def rows() -> Iterator[Mapping[str, Any]]:
         n = len(frame)

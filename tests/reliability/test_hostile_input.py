@@ -136,6 +136,8 @@ def oracle_uid(value: Any) -> str:
     elif isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             raise Invalid("uid")
+        if abs(value) > 2**53:  # may have been rounded: refused, never guessed
+            raise Invalid("uid")
         text = str(int(value))
     elif isinstance(value, bytes):
         try:
