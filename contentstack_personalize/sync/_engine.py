@@ -1013,18 +1013,50 @@ class Sync:
         refused = 0
         queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
 
-        def flush() -> None:
+        # Commits run on one background thread, in order, so that SQLite writes do not hold
+        # the event loop while answers wait. One batch (at most 2 x commit_every users) is
+        # written while at most 2 x commit_every more are buffered; the rest is written in the
+        # ``finally`` below whatever happens. A hard kill resends at most those plus the
+        # requests in flight.
+        committer = concurrent.futures.ThreadPoolExecutor(1, "personalize-commit")
+        in_flight: list[concurrent.futures.Future[None]] = []
+
+        def write(
+            acks: list[tuple[str, dict[str, str]]],
+            fails: list[tuple[str, str]],
+            clears: list[str],
+        ) -> None:
+            if acks:
+                store.commit(name, acks)
+            if fails:
+                store.record_failures(name, fails)
+            if clears:
+                store.clear_failures(name, clears)
+
+        def take() -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, str]], list[str]]:
+            batch = (accepted[:], failures[:], clear[:])
+            accepted.clear()
+            failures.clear()
+            clear.clear()
+            return batch
+
+        def flush_in_background() -> None:
             nonlocal last_flush
-            if accepted:
-                store.commit(name, accepted)
-                accepted.clear()
-            if failures:
-                store.record_failures(name, failures)
-                failures.clear()
-            if clear:
-                store.clear_failures(name, clear)
-                clear.clear()
+            if in_flight:
+                buffered = len(accepted) + len(failures)
+                if not in_flight[0].done() and buffered < 2 * self.commit_every:
+                    return  # keep buffering while the previous batch is written...
+                in_flight.pop().result()  # ...but never more than two batches' worth
+            in_flight.append(committer.submit(write, *take()))
             last_flush = time.monotonic()
+
+        def flush() -> None:
+            """Write everything buffered, now, after any batch in flight."""
+            try:
+                while in_flight:
+                    in_flight.pop().result()
+            finally:
+                write(*take())
 
         def settle(work: _Work, outcome: SendOutcome) -> None:
             nonlocal attempted, refused
@@ -1064,7 +1096,7 @@ class Sync:
                 len(accepted) + len(failures) >= self.commit_every
                 or time.monotonic() - last_flush >= self.commit_interval
             ):
-                flush()
+                flush_in_background()
 
         async def worker() -> None:
             assert sender is not None
@@ -1117,6 +1149,7 @@ class Sync:
             try:
                 flush()
             finally:
+                committer.shutdown(wait=True)
                 if owns_sender:
                     await sender.aclose()
         return abort[0] if abort else None
