@@ -886,14 +886,15 @@ class Sync:
         if self.debugger is True:
             debugger = Debugger()
         observers = contextlib.ExitStack()
-        if debugger is not None:
-            observers.enter_context(
-                debugger.attach(self.client, sync_name=self.name, run_id=run_id, store=store)
-            )
-        tally.progress = make_progress(progress)
-        observers.callback(tally.progress.close)
-        tally.progress.start(None, f"sync {self.name}")
         try:
+            # Inside the try: a bad progress= argument still ends the run record.
+            if debugger is not None:
+                observers.enter_context(
+                    debugger.attach(self.client, sync_name=self.name, run_id=run_id, store=store)
+                )
+            tally.progress = make_progress(progress)
+            observers.callback(tally.progress.close)
+            tally.progress.start(None, f"sync {self.name}")
             preflight = await self._preflight(create=True)
             warnings = list(preflight.warnings)
             spool = _Spool()

@@ -90,3 +90,12 @@ def test_a_broken_alert_sink_never_fails_the_sync(client: Any) -> None:
         sync.run([{"nope": 1}])  # a configuration error fails the run: the rule fires
     result = sync.run(people(2))
     assert result.status == "succeeded"
+
+
+def test_a_bad_progress_argument_ends_the_run_record(client: Any) -> None:
+    from contentstack_personalize import ConfigurationError
+
+    sync = Sync(client, match_on="user_id", mapping={"plan": "plan"})
+    with pytest.raises(ConfigurationError):
+        sync.run(people(2), progress="loud")  # type: ignore[arg-type]
+    assert sync.history()[0].status == "failed"
