@@ -168,7 +168,7 @@ class SyncResult:
         if self.not_sent:
             lines.append(f"  not sent   {self.not_sent:>10,}   (the run stopped first)")
         lines.append(f"  retried    {self.retried:>10,}   (failed on an earlier run)")
-        lines.append(f"  requests   {self.requests:>10,}")
+        lines.append(f"  requests   {self.requests:>10,}   (users sent; retries in the debugger)")
         if self.error:
             lines.append(f"  error: {self.error}")
         for warning in self.warnings:
