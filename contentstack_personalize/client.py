@@ -131,6 +131,25 @@ class _ClientCore:
         self._limiter: RateLimiter | None = None
         self._base_headers = self._config.base_headers()
 
+    def _adopt(self, http_client: object | None, transport: object | None) -> None:
+        """Record who owns the connections (an injected ``http_client`` stays the caller's)."""
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("pass http_client or transport, not both")
+        self._owns_http = http_client is None
+        self._user_http_client = http_client is not None
+        self._closed = False
+
+    def _http_options(self, max_connections: int) -> dict[str, Any]:
+        """The httpx client settings every client (and fan-out twin) of ours uses."""
+        return {
+            "verify": self._config.verify,
+            "timeout": self._config.timeout,
+            "limits": httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            "follow_redirects": False,
+        }
+
     # -- public, shared ------------------------------------------------------------------------
 
     @property
@@ -381,21 +400,11 @@ class PersonalizeClient(_ClientCore):
             on_exchange=on_exchange,
             read_env=read_env,
         )
-        if http_client is not None and transport is not None:
-            raise ConfigurationError("pass http_client or transport, not both")
-        self._owns_http = http_client is None
+        self._adopt(http_client, transport)
         self._transport = transport
-        self._user_http_client = http_client is not None
         self._http = http_client or httpx.Client(
-            transport=transport,
-            verify=verify,
-            timeout=self._config.timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,
+            transport=transport, **self._http_options(max_connections)
         )
-        self._closed = False
         self._init_resources()
 
     def _init_resources(self) -> None:
@@ -544,21 +553,11 @@ class AsyncPersonalizeClient(_ClientCore):
             on_exchange=on_exchange,
             read_env=read_env,
         )
-        if http_client is not None and transport is not None:
-            raise ConfigurationError("pass http_client or transport, not both")
-        self._owns_http = http_client is None
+        self._adopt(http_client, transport)
         self._transport = transport
-        self._user_http_client = http_client is not None
         self._http = http_client or httpx.AsyncClient(
-            transport=transport,
-            verify=verify,
-            timeout=self._config.timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,
+            transport=transport, **self._http_options(max_connections)
         )
-        self._closed = False
         self._init_resources()
 
     @classmethod
@@ -580,19 +579,9 @@ class AsyncPersonalizeClient(_ClientCore):
         twin._hook_owner = other._hook_owner
         twin._limiter = None
         twin._base_headers = other._base_headers
-        twin._owns_http = True
+        twin._adopt(None, transport)
         twin._transport = transport
-        twin._user_http_client = False
-        twin._http = httpx.AsyncClient(
-            transport=transport,
-            verify=other._config.verify,
-            timeout=other._config.timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,
-        )
-        twin._closed = False
+        twin._http = httpx.AsyncClient(transport=transport, **twin._http_options(max_connections))
         twin._init_resources()
         return twin
 
