@@ -18,7 +18,7 @@ from ._emulator import PersonalizeEmulator
 from ._faults import Faults
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m contentstack_personalize.testing",
         description="Serve an in-memory Contentstack Personalize over HTTP.",
@@ -32,6 +32,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-limit-rate", type=float, default=0.0)
     parser.add_argument("--timeout-rate", type=float, default=0.0)
     parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--applied-before-failure",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="probability that a timed-out or dropped request was applied first (default 0.5)",
+    )
+    parser.add_argument(
+        "--server-error-applied",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that an injected 5xx is answered after the work was applied "
+        "(default 0: a 5xx means nothing happened)",
+    )
+    parser.add_argument(
+        "--fail-nth",
+        action="append",
+        default=[],
+        metavar="N=FAILURE",
+        help="fail the N-th request with a status code or server_error, rate_limit, timeout, "
+        "drop (repeatable)",
+    )
     parser.add_argument(
         "--unknown-attribute", choices=("accept", "ignore", "reject"), default="accept"
     )
@@ -53,16 +76,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--record", action="store_true", help="keep a log of requests (off: constant memory)"
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    faults = Faults(
-        latency=args.latency,
-        jitter=args.jitter,
-        server_error=args.server_error_rate,
-        rate_limit=args.rate_limit_rate,
-        timeout=args.timeout_rate,
-        drop=args.drop_rate,
-    )
+
+def build(argv: Sequence[str] | None = None) -> tuple[PersonalizeEmulator, argparse.Namespace]:
+    """The emulator the command line describes, and the parsed arguments (exits with status 2
+    and a usage message on bad arguments, like any argparse program)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    fail_nth: dict[int, int | str] = {}
+    for item in args.fail_nth:
+        n, sep, failure = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            parser.error(f"--fail-nth {item!r}: use N=FAILURE, e.g. 3=503 or 2=timeout")
+        fail_nth[int(n)] = int(failure) if failure.strip().isdigit() else failure.strip()
+    try:
+        faults = Faults(
+            latency=args.latency,
+            jitter=args.jitter,
+            server_error=args.server_error_rate,
+            rate_limit=args.rate_limit_rate,
+            timeout=args.timeout_rate,
+            drop=args.drop_rate,
+            applied_before_failure=args.applied_before_failure,
+            server_error_applied=args.server_error_applied,
+            fail_nth=fail_nth,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     emulator = PersonalizeEmulator(
         seed=args.seed,
         unknown_attribute=args.unknown_attribute,
@@ -74,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for key in args.attribute:
         emulator.add_attribute(key)
+    return emulator, args
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    emulator, args = build(argv)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

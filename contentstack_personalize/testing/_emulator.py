@@ -42,7 +42,8 @@ class RecordedRequest:
     - ``fault``: the injected fault (``"server_error"``, ``"rate_limit"``, ``"timeout"``,
       ``"drop"``, ``"outage"``) or None.
     - ``applied``: whether the request changed state / did its work (False for injected error
-      answers and for timeouts/drops that lost the request before it was applied).
+      answers, unless ``Faults.server_error_applied`` made a 5xx come after the work, and for
+      timeouts/drops that lost the request before it was applied).
 
     Example::
 
@@ -176,7 +177,10 @@ class PersonalizeEmulator:
             if decision.kind is None:
                 response = self._app.handle(api, path, request)
             elif decision.answers:
-                applied = False
+                # A 5xx may come after the work was done (Faults.server_error_applied).
+                applied = decision.applied
+                if applied:
+                    self._app.handle(api, path, request)
                 headers: tuple[tuple[str, str], ...] = ()
                 if decision.kind == "rate_limit":
                     headers = (("retry-after", f"{decision.retry_after:g}"),)

@@ -34,7 +34,8 @@ class Faults:
       ``asyncio.sleep`` in the async transport and the socket server).
     - ``jitter``: up to this many extra seconds, uniformly drawn per request.
     - ``server_error``: probability (0..1) of answering ``server_error_status`` (default 503)
-      with a JSON error body, without doing the work.
+      with a JSON error body; by default without doing the work (see
+      ``server_error_applied``).
     - ``rate_limit``: probability of answering 429 with ``Retry-After: <retry_after>``
       (seconds, default 1), without doing the work.
     - ``timeout``: probability that no answer comes: the transports raise ``httpx.ReadTimeout``
@@ -44,6 +45,11 @@ class Faults:
       ``httpx.RemoteProtocolError``, the server closes the connection.
     - ``applied_before_failure``: for timeouts and drops, the probability (default 0.5) that
       the server did the work before the answer got lost. Use 0.0 or 1.0 for a fixed outcome.
+    - ``server_error_applied``: for 5xx answers (``server_error`` and the 5xx of
+      ``fail_nth``), the probability (default 0.0) that the server did the work and *then*
+      answered the error, as a gateway that times out on a slow backend does. 1.0 makes every
+      injected 5xx an applied one; the default keeps "error means nothing happened". Not used
+      by ``outage`` (never applied) nor by 429s (never applied).
     - ``fail_nth``: ``{n: failure}`` fails the n-th request (1-based) that the faults apply to,
       counted since the faults were set. ``failure`` is a status code (``500``, ``429`` with
       ``Retry-After``...) or one of ``"server_error"``, ``"rate_limit"``, ``"timeout"``,
@@ -66,6 +72,7 @@ class Faults:
     timeout: float = 0.0
     drop: float = 0.0
     applied_before_failure: float = 0.5
+    server_error_applied: float = 0.0
     fail_nth: Mapping[int, int | str] = dataclasses.field(default_factory=dict)
     outage: bool = False
     apply_to: Collection[str] = frozenset({"edge", "management"})
@@ -73,7 +80,14 @@ class Faults:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("server_error", "rate_limit", "timeout", "drop", "applied_before_failure"):
+        for name in (
+            "server_error",
+            "rate_limit",
+            "timeout",
+            "drop",
+            "applied_before_failure",
+            "server_error_applied",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be between 0 and 1, got {value!r}")
@@ -121,7 +135,8 @@ class Decision:
     """What happens to one request.
 
     ``kind`` is None for a normal answer. For ``"server_error"``, ``"rate_limit"`` and
-    ``"outage"`` the emulator answers ``status`` without doing the work. For ``"timeout"`` and
+    ``"outage"`` the emulator answers ``status``; only a ``"server_error"`` may have done the
+    work first (``applied``, from ``Faults.server_error_applied``). For ``"timeout"`` and
     ``"drop"`` no answer is given; ``applied`` tells whether the work was done first.
     """
 
@@ -192,8 +207,12 @@ class FaultPlan:
         if kind is None:
             return Decision(delay=delay) if delay else NO_FAULT
         if kind == "server_error":
+            status = status or f.server_error_status
             return Decision(
-                delay=delay, kind="server_error", status=status or f.server_error_status
+                delay=delay,
+                kind="server_error",
+                status=status,
+                applied=status >= 500 and draw_applied < f.server_error_applied,
             )
         if kind == "rate_limit":
             return Decision(

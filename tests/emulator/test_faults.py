@@ -225,3 +225,59 @@ def test_set_faults_forms(emulator: PersonalizeEmulator) -> None:
         emulator.set_faults(Faults(), drop=0.1)
     assert emulator.set_faults() is None
     assert emulator.faults is None
+
+
+def test_server_error_is_not_applied_by_default(emulator: PersonalizeEmulator) -> None:
+    emulator.set_faults(fail_nth={1: 500, 2: "server_error"})
+    with httpx.Client(transport=emulator.transport()) as client:
+        assert [_patch(client, emulator, "u", i) for i in (1, 2)] == [500, 503]
+    assert emulator.user_attributes("u") == {}
+    assert [r.applied for r in emulator.requests] == [False, False]
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(server_error=1.0, server_error_applied=1.0),
+        Faults(fail_nth={1: 502}, server_error_applied=1.0),
+        Faults(fail_nth={1: "server_error"}, server_error_applied=1.0),
+    ],
+)
+def test_server_error_after_the_work_was_applied(
+    emulator: PersonalizeEmulator, faults: Faults
+) -> None:
+    emulator.faults = faults
+    with httpx.Client(transport=emulator.transport()) as client:
+        status = _patch(client, emulator, "u", 7)
+    assert status >= 500
+    assert emulator.user_attributes("u") == {"n": 7}
+    (record,) = emulator.requests
+    assert (record.fault, record.status, record.applied) == ("server_error", status, True)
+
+
+def test_server_error_applied_spares_429_and_outage(emulator: PersonalizeEmulator) -> None:
+    emulator.set_faults(fail_nth={1: 429, 2: 400}, server_error_applied=1.0)
+    with httpx.Client(transport=emulator.transport()) as client:
+        assert [_patch(client, emulator, "u", i) for i in (1, 2)] == [429, 400]
+        emulator.set_faults(outage=True, server_error_applied=1.0)
+        assert _patch(client, emulator, "u", 3) == 503
+    assert emulator.user_attributes("u") == {}
+
+
+def test_server_error_applied_rate_is_seeded() -> None:
+    def applied(seed: int) -> list[bool]:
+        emulator = PersonalizeEmulator(seed=seed)
+        emulator.set_faults(server_error=1.0, server_error_applied=0.5)
+        with httpx.Client(transport=emulator.transport()) as client:
+            for i in range(100):
+                _patch(client, emulator, f"u{i}", i)
+        return [r.applied for r in emulator.requests]
+
+    first = applied(3)
+    assert first == applied(3)
+    assert 20 < sum(first) < 80
+
+
+def test_server_error_applied_is_a_probability() -> None:
+    with pytest.raises(ValueError, match="server_error_applied"):
+        Faults(server_error_applied=1.5)
