@@ -9,8 +9,6 @@ Example::
         client.users.set_attributes("user-42", {"plan": "gold"})
 """
 
-from __future__ import annotations
-
 import logging as _logging
 
 from ._http import Exchange, RateLimiter, RetryPolicy

@@ -41,3 +41,40 @@ def test_all_is_complete() -> None:
 
 def test_no_private_names_exported() -> None:
     assert [n for n in pkg.__all__ if n.startswith("_") and n != "__version__"] == []
+
+
+#: Submodules a user may reach as attributes of the package (importing them binds the name).
+PUBLIC_SUBMODULES = {
+    "alerts",
+    "auth",
+    "client",
+    "debugger",
+    "errors",
+    "membership",
+    "models",
+    "regions",
+    "rules",
+    "sync",
+    "testing",
+}
+
+
+def _stray(module: object) -> list[str]:
+    # Only identifiers: under pytest the package is assertion-rewritten (it ships a pytest
+    # plugin), which adds "@py_builtins" and "@pytest_ar"; no user session has those.
+    public = [n for n in dir(module) if n.isidentifier() and not n.startswith("_")]
+    return sorted(set(public) - set(getattr(module, "__all__", ())) - PUBLIC_SUBMODULES)
+
+
+def test_dir_of_the_package_shows_only_the_api() -> None:
+    """Tab completion in a notebook lists what is exported and the public submodules: no
+    ``annotations`` (from ``from __future__ import annotations``) nor other leftovers."""
+    importlib.import_module("contentstack_personalize.alerts")
+    importlib.import_module("contentstack_personalize.testing")
+    assert "annotations" not in dir(pkg)
+    assert _stray(pkg) == []
+
+
+def test_dir_of_alerts_shows_only_the_api() -> None:
+    alerts = importlib.import_module("contentstack_personalize.alerts")
+    assert _stray(alerts) == []

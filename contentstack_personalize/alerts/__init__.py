@@ -20,8 +20,6 @@ Example::
 See ``docs/alerts.md``.
 """
 
-from __future__ import annotations
-
 from ._engine import Alerts, RuleState, decide, dedup_key, evaluate_alerts, previous_run
 from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, redact_url
 from ._rules import (
