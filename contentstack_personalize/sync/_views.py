@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from html import escape
 from itertools import islice
@@ -213,12 +214,31 @@ def plan_html(plan: Plan, *, max_rows: int = MAX_ROWS) -> str:
                 (c.uid, c.attribute, "" if c.first_time and c.old is None else c.old, c.new)
                 for c in changes[:max_rows]
             ]
-            note = f" (first {max_rows})" if more else ""
+            total = _count_changes(plan) if more else len(changes)
+            if not more:
+                note = f" ({total:,})"
+            elif total is None:
+                note = f" (first {max_rows})"
+            else:
+                note = f" (first {max_rows} of {total:,})"
             parts.append(
                 f"<div style='font-weight:600;margin-top:6px'>Changes{escape(note)}</div>"
                 + _table(["uid", "attribute", "old", "new"], rows)
             )
     return _wrap("".join(parts))
+
+
+def _count_changes(plan: Plan) -> int | None:
+    """How many attribute changes a plan holds, counted where they are stored (a plan of a
+    million users is not read into memory to count it); ``None`` if it cannot tell."""
+    db = getattr(plan, "_db", None)
+    if db is None:
+        return None
+    try:
+        (total,) = db.execute("SELECT COUNT(*) FROM changes").fetchone()
+    except (sqlite3.Error, TypeError, ValueError):  # closed meanwhile: show no total
+        return None
+    return int(total)
 
 
 def debugger_html(debugger: Debugger, *, max_rows: int = MAX_ROWS) -> str:

@@ -103,8 +103,20 @@ class TestPlanHtml:
         assert "nothing sent" in html
         assert html.count(">32<") == 3  # read, added, requests
         assert "<script>" not in html and "&lt;script&gt;" in html
-        assert "Changes (first 20)" in html
+        assert "Changes (first 20 of 32)" in html
         assert ">evil2<" in html and ">u18<" in html and ">u19<" not in html
+
+    def test_changes_heading_counts_attribute_changes_not_users(self) -> None:
+        emulator = PersonalizeEmulator(seed=4)
+        rows = [{"user_id": f"u{i}", "plan": "gold", "ltv": i} for i in range(25)]
+        with make_client(emulator) as client:
+            sync = Sync(client, match_on="user_id", mapping={"plan": "plan", "ltv": "ltv"})
+            with sync.plan(rows) as plan:
+                html = plan._repr_html_()
+            with sync.plan(rows[:3]) as small:
+                small_html = small._repr_html_()
+        assert "Changes (first 20 of 50)" in html  # 25 users, 2 attributes each
+        assert "Changes (6)" in small_html  # everything shown: just the count
 
     def test_a_closed_plan_says_its_changes_are_gone(self) -> None:
         emulator = PersonalizeEmulator(seed=4)
