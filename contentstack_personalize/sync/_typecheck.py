@@ -35,6 +35,41 @@ _KIND_BY_FIRST = {
 }
 
 _MAX_EXAMPLES = 3
+#: Characters of one example value (its repr) shown in a warning; longer ones are cut.
+_MAX_EXAMPLE_CHARS = 40
+#: Characters of the "because" part of a warning (audiences using the attribute) shown.
+_MAX_BECAUSE_CHARS = 200
+
+
+def _example(value: Any, row: int) -> str:
+    """One example of a warning, ``repr(value) (row N)``, cut to a readable length: a column of
+    long texts or JSON documents must not turn one warning line into kilobytes.
+
+    Example: ``_example("x" * 400, 7)`` -> ``'xx…' (400 characters, row 7)``, the text cut to
+    32 characters.
+    """
+    text = repr(value)
+    if len(text) <= _MAX_EXAMPLE_CHARS:
+        return f"{text} (row {row})"
+    if isinstance(value, str):
+        cut = repr(value[: _MAX_EXAMPLE_CHARS - 8])
+        return f"{cut[:-1]}\u2026{cut[-1]} ({len(value):,} characters, row {row})"
+    size = ""
+    if isinstance(value, (list, dict)):
+        unit = "item" if isinstance(value, list) else "key"
+        size = f"{len(value):,} {unit}{'' if len(value) == 1 else 's'}, "
+    return f"{text[: _MAX_EXAMPLE_CHARS - 1]}\u2026 ({size}row {row})"
+
+
+def _reasons(because: str) -> str:
+    """The first two reasons of ``because`` ("audience 'a' compares it as number; ..."), then
+    how many more, cut to a readable length."""
+    parts = because.split("; ")
+    if len(parts) > 2:
+        because = "; ".join(parts[:2]) + f"; and {len(parts) - 2} more"
+    if len(because) > _MAX_BECAUSE_CHARS:
+        because = because[: _MAX_BECAUSE_CHARS - 1] + "\u2026"
+    return because
 
 
 def json_kind(canonical: str) -> str:
@@ -67,7 +102,7 @@ class TypeIssue:
 
     def describe(self) -> str:
         """One line for reports and logs."""
-        shown = ", ".join(f"{value!r} (row {row})" for row, value in self.examples)
+        shown = ", ".join(_example(value, row) for row, value in self.examples)
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.found.items()))
         if self.problem == "mixed":
             return (
@@ -76,7 +111,8 @@ class TypeIssue:
             )
         return (
             f"column {self.column!r} -> {self.attribute!r}: {self.count} value(s) are not "
-            f"{' or '.join(self.expected)} ({self.because}); {self.action}; examples: {shown}"
+            f"{' or '.join(self.expected)} ({_reasons(self.because)}); "
+            f"{self.action}; examples: {shown}"
         )
 
     def to_dict(self) -> dict[str, Any]:
