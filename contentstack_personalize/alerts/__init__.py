@@ -14,13 +14,23 @@ Example::
         sinks=[SlackWebhook(os.environ["SLACK_WEBHOOK_URL"]),
                PagerDuty(os.environ["PAGERDUTY_ROUTING_KEY"], min_severity="error")],
     )
-    result = sync.run(rows)
-    outcomes = alerts.evaluate(result, sync.state)
+    sync = Sync(client, match_on="user_id", mapping=..., state="users.db", alerts=alerts)
+    result = sync.run(rows)   # every run is checked, also one that raises before sending
 
 See ``docs/alerts.md``.
 """
 
-from ._engine import Alerts, RuleState, decide, dedup_key, evaluate_alerts, previous_run
+from ._engine import (
+    Alerts,
+    RecordedSync,
+    RuleState,
+    decide,
+    dedup_key,
+    evaluate_alerts,
+    latest_run,
+    previous_run,
+    result_of,
+)
 from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, redact_url
 from ._rules import (
     SEVERITIES,
@@ -57,6 +67,7 @@ __all__ = [
     "Email",
     "InvalidAbove",
     "PagerDuty",
+    "RecordedSync",
     "RejectedAbove",
     "RowsDropped",
     "Rule",
@@ -71,8 +82,10 @@ __all__ = [
     "decide",
     "dedup_key",
     "evaluate_alerts",
+    "latest_run",
     "previous_run",
     "redact_url",
+    "result_of",
     "sign_body",
     "verify_signature",
 ]

@@ -18,19 +18,29 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from .._types import NOT_GIVEN, NotGiven
 from ..errors import ConfigurationError
-from ..sync._result import SyncResult
+from ..sync._result import RunStatus, SyncResult
 from ..sync._state import RunRecord, StateStore
 from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, scrub
 from ._rules import SEVERITIES, Rule, Severity, Verdict
 from ._sinks import CallableSink, Sink
 
-__all__ = ["Alerts", "RuleState", "decide", "dedup_key", "evaluate_alerts", "previous_run"]
+__all__ = [
+    "Alerts",
+    "RecordedSync",
+    "RuleState",
+    "decide",
+    "dedup_key",
+    "evaluate_alerts",
+    "latest_run",
+    "previous_run",
+    "result_of",
+]
 
 logger = logging.getLogger("contentstack_personalize.alerts")
 
@@ -44,6 +54,8 @@ class RuleState:
     """What the store remembers of one rule of one sync.
 
     ``open`` holds the sinks told about the current failure and not yet told it is resolved.
+    ``covered_by`` names the rule whose alert reported this failure (one cause, one alert: see
+    :meth:`Alerts.evaluate`); such a rule sends nothing of its own while that one fails.
 
     Example: ``RuleState(failing=True, open=("slack",), severity="error", since="a1b2c3")``
     """
@@ -53,6 +65,7 @@ class RuleState:
     severity: Severity = "warning"
     since: str | None = None
     message: str = ""
+    covered_by: str | None = None
 
     def to_json(self) -> str:
         """The stored text."""
@@ -69,12 +82,14 @@ class RuleState:
         if not isinstance(opened, list) or not all(isinstance(s, str) for s in opened):
             raise ValueError("not an alert state")
         since = data.get("since")
+        covered_by = data.get("covered_by")
         return cls(
             failing=data["failing"],
             open=tuple(opened),
             severity=severity if severity in SEVERITIES else "warning",
             since=since if isinstance(since, str) else None,
             message=str(data.get("message", "")),
+            covered_by=covered_by if isinstance(covered_by, str) else None,
         )
 
 
@@ -89,6 +104,70 @@ def dedup_key(sync_name: str, rule: str) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
     return f"contentstack-personalize/{digest}"
+
+
+class RecordedSync(Protocol):
+    """What :meth:`Alerts.evaluate_latest` needs of a sync: its name and its state store (a
+    :class:`~contentstack_personalize.sync.Sync` has both)."""
+
+    @property
+    def name(self) -> str:
+        """The sync's name in the store."""
+        ...
+
+    @property
+    def state(self) -> StateStore:
+        """The store its runs are recorded in."""
+        ...
+
+
+_STATUSES: tuple[RunStatus, ...] = ("succeeded", "partially_failed", "failed", "aborted")
+
+
+def latest_run(store: StateStore, sync_name: str) -> RunRecord | None:
+    """The latest finished run of ``sync_name`` (runs left ``"running"`` by a process that died
+    are skipped), or ``None``.
+
+    Example: ``latest_run(sync.state, sync.name)``
+    """
+    for record in store.runs(sync_name, _PREVIOUS_LOOKBACK):
+        if record.finished_at is not None and record.status != "running":
+            return record
+    return None
+
+
+def result_of(record: RunRecord) -> SyncResult:
+    """A :class:`SyncResult` with the counts, status and error of a recorded run (no row
+    details: the history keeps counts only), for rules to judge.
+
+    Example: ``alerts.evaluate(result_of(latest_run(sync.state, sync.name)), sync.state)``
+    """
+    counts = record.counts
+    status = record.status if record.status in _STATUSES else "failed"
+
+    def count(name: str) -> int:
+        value = counts.get(name, 0)
+        return value if isinstance(value, int) else 0
+
+    return SyncResult(
+        run_id=record.run_id,
+        sync_name=record.sync_name,
+        status=status,
+        started_at=record.started_at,
+        finished_at=record.finished_at if record.finished_at is not None else record.started_at,
+        read=count("read"),
+        invalid=count("invalid"),
+        unchanged=count("unchanged"),
+        added=count("added"),
+        changed=count("changed"),
+        rejected=count("rejected"),
+        not_sent=count("not_sent"),
+        retried=count("retried"),
+        requests=count("requests"),
+        invalid_rows=(),
+        rejected_rows=(),
+        error=record.error,
+    )
 
 
 def _rank(severity: str) -> int:
@@ -154,6 +233,10 @@ def _as_sink(item: Sink | Callable[[Alert], Any]) -> Sink:
 class Alerts:
     """Alert rules and the sinks they notify, evaluated after every run of a sync.
 
+    Give it to the sync (``Sync(..., alerts=alerts)``): every run is then checked, including
+    one that raises before sending anything, and the outcomes are in ``result.alerts``. To
+    evaluate yourself, call :meth:`evaluate_latest` in a ``finally:`` after ``sync.run()``.
+
     Example::
 
         alerts = Alerts(
@@ -163,8 +246,10 @@ class Alerts:
             sinks=[SlackWebhook(os.environ["SLACK_WEBHOOK_URL"]),
                    PagerDuty(os.environ["PAGERDUTY_ROUTING_KEY"], min_severity="error")],
         )
+        sync = Sync(client, match_on="user_id", mapping=mapping, state="users.db",
+                    alerts=alerts)
         result = sync.run(rows)
-        for outcome in alerts.evaluate(result, sync.state):
+        for outcome in result.alerts:
             print(outcome)
     """
 
@@ -221,6 +306,11 @@ class Alerts:
         ``previous`` defaults to the latest finished run before ``result`` in ``store`` (call
         this after the run's record is saved). Never raises for a failing sink, rule or store:
         each problem is logged and returned as an :class:`AlertOutcome` with ``ok=False``.
+
+        One cause, one alert: when several rules fail on a run that failed or was aborted, or
+        start failing on the same run, the most severe of them (the first configured on a tie)
+        carries the alert and names the others, which send nothing of their own while it
+        fails. A run that raised has no result to pass here: use :meth:`evaluate_latest`.
         """
         outcomes: list[AlertOutcome] = []
         sync_name = result.sync_name
@@ -229,10 +319,19 @@ class Alerts:
                 previous = previous_run(store, sync_name, result.run_id)
             index = self._load_index(store, sync_name)
             configured = {rule.name for rule in self.rules}
+            judged: list[tuple[Rule, Verdict]] = []
             for rule in self.rules:
                 verdict = self._check(rule, result, previous, outcomes)
                 if verdict is not None:
-                    self._apply(rule.name, rule.severity, verdict, result, store, outcomes)
+                    judged.append((rule, verdict))
+            carrier, covered = self._group(judged, result, store)
+            for rule, verdict in judged:
+                if carrier is not None and rule.name in covered:
+                    self._cover(rule, verdict, carrier.name, result, store)
+                    continue
+                if rule is carrier and covered:
+                    verdict = _naming(verdict, [(r, v) for r, v in judged if r.name in covered])
+                self._apply(rule.name, rule.severity, verdict, result, store, outcomes)
             for name in sorted(set(index) - configured):
                 stored = self._load_state(store, sync_name, name)
                 severity = stored.severity if stored else "warning"
@@ -255,6 +354,47 @@ class Alerts:
                 )
             )
         return outcomes
+
+    def evaluate_latest(self, sync: RecordedSync) -> list[AlertOutcome]:
+        """Evaluate the latest run of ``sync`` as recorded in its state store, whether
+        ``sync.run()`` returned or raised: a run that fails before sending anything (the
+        Management API down during the pre-flight, a misspelled column) raises its error, not
+        a result, but its record is saved first. Call it in a ``finally:``::
+
+            try:
+                result = sync.run(rows)
+            finally:
+                alerts.evaluate_latest(sync)
+
+        Rules judge the recorded counts, status and error (the history keeps no row details).
+        Evaluating the same run twice tells no one twice. Never raises, like :meth:`evaluate`;
+        with no finished run recorded it returns ``[]``.
+        """
+        try:
+            record = latest_run(sync.state, sync.name)
+        except Exception as exc:  # alerting must never break the job it reports on
+            error = self._scrub(f"{type(exc).__name__}: {exc}")
+            logger.error("alerts for sync %r could not read its history: %s", sync.name, error)
+            return [
+                AlertOutcome(
+                    sync_name=sync.name,
+                    run_id="",
+                    rule="",
+                    severity="error",
+                    action="check",
+                    sink="",
+                    ok=False,
+                    error=error,
+                )
+            ]
+        if record is None:
+            logger.info("alerts for sync %r: no finished run recorded yet", sync.name)
+            return []
+        return self.evaluate(result_of(record), sync.state)
+
+    async def aevaluate_latest(self, sync: RecordedSync) -> list[AlertOutcome]:
+        """The coroutine twin of :meth:`evaluate_latest` (sinks run in a worker thread)."""
+        return await asyncio.to_thread(self.evaluate_latest, sync)
 
     async def aevaluate(
         self,
@@ -307,6 +447,71 @@ class Alerts:
                 )
             )
             return None
+
+    def _group(
+        self, judged: list[tuple[Rule, Verdict]], result: SyncResult, store: StateStore
+    ) -> tuple[Rule | None, set[str]]:
+        """One cause, one alert: the rule that carries this run's alert (the most severe of the
+        failing rules, the first configured on a tie) and the failing rules it covers.
+
+        A failing rule is covered, and sends nothing of its own, when
+        - the run failed or was aborted: its other numbers (rejections, rows read, duration)
+          are symptoms of that failure;
+        - it starts failing on the same run as the carrier: one alert names both;
+        - or it was covered on the previous run and still is (until the carrier recovers,
+          when it alerts on its own if it still fails).
+        A rule that starts failing on a finished run while another alert is already open is
+        news of its own.
+        """
+        failing = [rule for rule, verdict in judged if verdict.failing]
+        if len(failing) < 2:
+            return (failing[0] if failing else None), set()
+        carrier = max(failing, key=lambda rule: _rank(rule.severity))  # first on a tie
+        stored = {
+            rule.name: self._load_state(store, result.sync_name, rule.name) for rule in failing
+        }
+
+        def alerted(name: str) -> bool:  # already has an alert of its own out
+            state = stored[name]
+            return state is not None and state.failing and state.covered_by is None
+
+        def still_covered(name: str) -> bool:
+            state = stored[name]
+            return state is not None and state.failing and state.covered_by is not None
+
+        broken = result.status in ("failed", "aborted")
+        together = not alerted(carrier.name)
+        covered = {
+            rule.name
+            for rule in failing
+            if rule is not carrier
+            and (broken or still_covered(rule.name) or (together and not alerted(rule.name)))
+        }
+        return carrier, covered
+
+    def _cover(
+        self, rule: Rule, verdict: Verdict, carrier: str, result: SyncResult, store: StateStore
+    ) -> None:
+        """Record that ``rule`` fails under ``carrier``'s alert: no delivery; sinks told of an
+        earlier alert of its own stay open, to hear its resolve."""
+        stored = self._load_state(store, result.sync_name, rule.name)
+        names = {sink.name for sink in self.sinks}
+        new = RuleState(
+            failing=True,
+            open=tuple(sorted(set(stored.open) & names)) if stored else (),
+            severity=rule.severity,
+            since=stored.since if stored and stored.failing and stored.since else result.run_id,
+            message=verdict.message,
+            covered_by=carrier,
+        )
+        if new != stored:
+            store.set_meta(result.sync_name, STATE_PREFIX + rule.name, new.to_json())
+        logger.info(
+            "alert rule %r of sync %r fails too; reported in the %r alert",
+            rule.name,
+            result.sync_name,
+            carrier,
+        )
 
     def _load_state(self, store: StateStore, sync_name: str, rule: str) -> RuleState | None:
         text = store.get_meta(sync_name, STATE_PREFIX + rule)
@@ -436,6 +641,16 @@ class Alerts:
             sink.name,
         )
         return True, None
+
+
+def _naming(verdict: Verdict, covered: list[tuple[Rule, Verdict]]) -> Verdict:
+    """The carrier's verdict, its message naming the rules its alert covers."""
+    also = ", ".join(f"{rule.name} ({v.message})" for rule, v in covered)
+    return attrs.evolve(
+        verdict,
+        message=f"{verdict.message}. Also failing, not alerted separately: {also}",
+        details={**verdict.details, "also_failing": [rule.name for rule, _ in covered]},
+    )
 
 
 def evaluate_alerts(

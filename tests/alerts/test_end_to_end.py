@@ -4,12 +4,15 @@ RowsDropped against the run history the engine wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import respx
 
+from contentstack_personalize import AuthToken, PersonalizeError
 from contentstack_personalize.alerts import (
     Alert,
     Alerts,
@@ -56,12 +59,14 @@ def test_alerts_over_real_runs(tmp_path: Path) -> None:
         down = sync.run(people(100, start=200))
         assert down.status == "aborted"
         outcomes = alerts.evaluate(down, sync.state)
+        # One cause, one alert: the outage aborted the run AND got its rows rejected; the
+        # run_failed alert names rejected_above_5 instead of a second page for the same outage.
         assert sorted((o.rule, o.sink, o.ok) for o in outcomes) == [
-            ("rejected_above_5", "list.append", True),
-            ("rejected_above_5", "webhook", True),
             ("run_failed", "list.append", True),
             ("run_failed", "webhook", True),
         ]
+        assert "Also failing, not alerted separately: rejected_above_5 (" in seen[0].message
+        assert seen[0].details["also_failing"] == ["rejected_above_5"]
         body = hook.calls.last.request.content
         assert verify_signature(
             body, hook.calls.last.request.headers["x-signature-256"], "e2e-secret-123"
@@ -81,13 +86,97 @@ def test_alerts_over_real_runs(tmp_path: Path) -> None:
     told = [(a.rule, a.action) for a in seen]
     assert told == [
         ("run_failed", "trigger"),
-        ("rejected_above_5", "trigger"),
         ("run_failed", "resolve"),
-        ("rejected_above_5", "resolve"),
         ("rows_dropped_50", "trigger"),
     ]
     dropped = seen[-1]
     assert dropped.details["previous_read"] == 100 and dropped.details["read"] == 30
     assert seen[0].severity == "critical"
     assert "stopped" in seen[0].message or "aborted" in seen[0].message
-    assert hook.call_count == 5
+    assert hook.call_count == 3
+
+
+def _preflight_sync(emulator: PersonalizeEmulator, client: Any, path: Path, **kw: Any) -> Sync:
+    return Sync(
+        client,
+        match_on="user_id",
+        mapping={"plan": "plan_tier"},
+        state=str(path),
+        create_missing_attributes=True,
+        raise_on_abort=False,
+        **kw,
+    )
+
+
+def _run_ignoring_errors(sync: Sync, rows: list[dict[str, Any]]) -> None:
+    """A Management outage during the pre-flight makes ``run()`` raise (even with
+    ``raise_on_abort=False``); whether it raises or returns an aborted result, the alerts
+    below must behave the same."""
+    with contextlib.suppress(PersonalizeError):
+        sync.run(rows)
+
+
+def test_sync_alerts_cover_a_management_outage_during_preflight(tmp_path: Path) -> None:
+    """The documented way, Sync(alerts=...): a run that fails before sending anything is
+    alerted once, with one alert although several rules fail (RowsDropped: 0 rows read),
+    and resolved once."""
+    emulator = PersonalizeEmulator(seed=2)
+    seen: list[Alert] = []
+    alerts = Alerts(
+        rules=[RunFailed(), RejectedAbove(percent=5), RowsDropped(percent=50)],
+        sinks=[seen.append],
+    )
+    with (
+        make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
+        _preflight_sync(emulator, client, tmp_path / "s.db", alerts=alerts) as sync,
+    ):
+        assert sync.run(people(20)).status == "succeeded"
+        emulator.set_faults(outage=True, apply_to={"management"})
+        _run_ignoring_errors(sync, people(20))
+        _run_ignoring_errors(sync, people(20))  # still down: nobody told twice
+        emulator.set_faults()
+        back = sync.run(people(20))
+    assert back.status == "succeeded"
+    assert [(a.rule, a.action) for a in seen] == [
+        ("run_failed", "trigger"),
+        ("run_failed", "resolve"),
+    ]
+    assert "503" in seen[0].message and "rows_dropped_50" in seen[0].message
+    assert [(o.rule, o.action, o.ok) for o in back.alerts] == [("run_failed", "resolve", True)]
+
+
+def test_evaluate_latest_covers_a_run_that_raised_before_sending(tmp_path: Path) -> None:
+    """Evaluating yourself: ``alerts.evaluate_latest(sync)`` in a ``finally:`` judges the run
+    just recorded, also when ``run()`` raised instead of returning a result."""
+    emulator = PersonalizeEmulator(seed=2)
+    seen: list[Alert] = []
+    alerts = Alerts(rules=[RunFailed(severity="critical")], sinks=[seen.append])
+    outcomes: list[Any] = []
+
+    def job(sync: Sync) -> None:
+        try:
+            sync.run(people(20))
+        except PersonalizeError:
+            pass
+        finally:
+            outcomes.append(alerts.evaluate_latest(sync))
+
+    with (
+        make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
+        _preflight_sync(emulator, client, tmp_path / "s.db") as sync,
+    ):
+        assert alerts.evaluate_latest(sync) == []  # no run yet: nothing to judge
+        job(sync)
+        emulator.set_faults(outage=True, apply_to={"management"})
+        job(sync)
+        assert alerts.evaluate_latest(sync) == []  # the same run again: told once only
+        emulator.set_faults()
+        job(sync)
+    assert [[(o.rule, o.action, o.ok) for o in batch] for batch in outcomes] == [
+        [],
+        [("run_failed", "trigger", True)],
+        [("run_failed", "resolve", True)],
+    ]
+    trigger = seen[0]
+    assert trigger.severity == "critical" and trigger.run_status == "failed"
+    assert "503" in trigger.message and trigger.details["read"] == 0

@@ -180,14 +180,12 @@ def test_min_severity_routes_alerts(store: StateStore) -> None:
         rules=[RunFailed(severity="critical"), RejectedAbove(percent=5, severity="warning")],
         sinks=[chat, pager],
     )
+    run(alerts, store, make_result(read=100, added=90, rejected=10))  # a warning only
+    run(alerts, store, make_result())
+    assert chat.told() == [("rejected_above_5", "trigger"), ("rejected_above_5", "resolve")]
+    assert pager.told() == []
     run(alerts, store, failed())
     run(alerts, store, make_result())
-    assert chat.told() == [
-        ("run_failed", "trigger"),
-        ("rejected_above_5", "trigger"),
-        ("run_failed", "resolve"),
-        ("rejected_above_5", "resolve"),
-    ]
     assert pager.told() == [("run_failed", "trigger"), ("run_failed", "resolve")]
 
 
@@ -236,14 +234,131 @@ def test_rows_dropped_uses_the_history_by_default(store: StateStore) -> None:
 
 def test_a_removed_rule_resolves_its_open_alert(store: StateStore) -> None:
     sink = Recorder()
-    run(Alerts(rules=[RunFailed(), RejectedAbove(percent=5)], sinks=[sink]), store, failed())
-    later = Alerts(rules=[RejectedAbove(percent=5)], sinks=[sink])
+    run(Alerts(rules=[RunFailed(), InvalidAbove(percent=5)], sinks=[sink]), store, failed())
+    later = Alerts(rules=[InvalidAbove(percent=5)], sinks=[sink])
     outcomes = run(later, store, failed())
     assert [(o.rule, o.action) for o in outcomes] == [("run_failed", "resolve")]
     assert "no longer configured" in sink.alerts[-1].message
     assert sink.alerts[-1].severity == "error"  # remembered from the trigger
     assert run(later, store, failed()) == []
+    assert json.loads(store.get_meta("users", "alerts:rules") or "[]") == []
+
+
+def test_removing_the_carrier_lets_a_covered_rule_alert(store: StateStore) -> None:
+    sink = Recorder()
+    run(Alerts(rules=[RunFailed(), RejectedAbove(percent=5)], sinks=[sink]), store, failed())
+    later = Alerts(rules=[RejectedAbove(percent=5)], sinks=[sink])
+    outcomes = run(later, store, failed())
+    assert sorted((o.rule, o.action) for o in outcomes) == [
+        ("rejected_above_5", "trigger"),  # no longer covered by anything: news of its own
+        ("run_failed", "resolve"),
+    ]
     assert json.loads(store.get_meta("users", "alerts:rules") or "[]") == ["rejected_above_5"]
+
+
+# -- one cause, one alert ---------------------------------------------------------------------
+
+ALL_RULES = [
+    RunFailed(),
+    RejectedAbove(percent=5),
+    InvalidAbove(percent=10),
+    RowsDropped(percent=50),
+]
+
+
+def test_an_outage_fires_one_alert_naming_the_other_rules(store: StateStore) -> None:
+    sink = Recorder()
+    alerts = Alerts(rules=ALL_RULES, sinks=[sink])
+    run(alerts, store, make_result(read=100))
+    outage = failed(status="aborted", read=100, rejected=60, not_sent=40, error="503 outage")
+    outcomes = run(alerts, store, outage)
+    assert [(o.rule, o.action) for o in outcomes] == [("run_failed", "trigger")]
+    (alert,) = sink.alerts
+    assert alert.message.startswith(f"run {outage.run_id} aborted: 503 outage. ")
+    assert "Also failing, not alerted separately: rejected_above_5 (60 of 60 rows" in alert.message
+    assert alert.details["also_failing"] == ["rejected_above_5"]
+    # Still down, and now failing before reading (0 rows: RowsDropped fails too): silence.
+    assert run(alerts, store, failed(status="failed", read=0, added=0, rejected=0)) == []
+    # Back: one resolve, nothing for the covered rules.
+    assert [(o.rule, o.action) for o in run(alerts, store, make_result())] == [
+        ("run_failed", "resolve")
+    ]
+    assert run(alerts, store, make_result()) == []
+    assert sink.told() == [("run_failed", "trigger"), ("run_failed", "resolve")]
+    for rule in ("rejected_above_5", "rows_dropped_50", "run_failed"):
+        assert store.get_meta("users", f"alert:{rule}") is None
+
+
+def test_the_most_severe_failing_rule_carries_the_alert(store: StateStore) -> None:
+    sink = Recorder()
+    rules = [RunFailed(severity="warning"), RejectedAbove(percent=5, severity="critical")]
+    outcomes = run(Alerts(rules=rules, sinks=[sink]), store, failed())
+    assert [(o.rule, o.severity) for o in outcomes] == [("rejected_above_5", "critical")]
+    assert "not alerted separately: run_failed (run " in sink.alerts[0].message
+
+
+def test_rules_starting_together_on_a_finished_run_share_one_alert(store: StateStore) -> None:
+    sink = Recorder()
+    alerts = Alerts(rules=[RejectedAbove(percent=5), InvalidAbove(percent=10)], sinks=[sink])
+    outcomes = run(alerts, store, make_result(invalid=20, added=70, rejected=10))
+    assert [o.rule for o in outcomes] == ["rejected_above_5"]
+    assert "invalid_above_10 (20 of 100 rows read were invalid" in sink.alerts[0].message
+
+
+def test_a_covered_rule_still_failing_when_the_carrier_recovers_alerts_then(
+    store: StateStore,
+) -> None:
+    sink = Recorder()
+    alerts = Alerts(rules=[RunFailed(), InvalidAbove(percent=10)], sinks=[sink])
+    run(alerts, store, failed(invalid=50))
+    assert run(alerts, store, failed(invalid=50)) == []
+    recovered = run(alerts, store, make_result(invalid=50, added=50))
+    assert sorted((o.rule, o.action) for o in recovered) == [
+        ("invalid_above_10", "trigger"),
+        ("run_failed", "resolve"),
+    ]
+    assert [(o.rule, o.action) for o in run(alerts, store, make_result())] == [
+        ("invalid_above_10", "resolve")
+    ]
+
+
+def test_a_new_problem_on_a_finished_run_is_news_even_while_another_alert_is_open(
+    store: StateStore,
+) -> None:
+    sink = Recorder()
+    alerts = Alerts(rules=[RejectedAbove(percent=5), InvalidAbove(percent=10)], sinks=[sink])
+    run(alerts, store, make_result(added=90, rejected=10))
+    outcomes = run(alerts, store, make_result(invalid=20, added=70, rejected=10))
+    assert [(o.rule, o.action) for o in outcomes] == [("invalid_above_10", "trigger")]
+
+
+def test_a_rule_alerted_on_its_own_keeps_its_resolve_when_an_outage_covers_it(
+    store: StateStore,
+) -> None:
+    sink = Recorder()
+    alerts = Alerts(rules=[RunFailed(), RejectedAbove(percent=5)], sinks=[sink])
+    run(alerts, store, make_result(status="partially_failed", added=90, rejected=10))
+    run(alerts, store, failed())
+    run(alerts, store, make_result())
+    assert sink.told() == [
+        ("rejected_above_5", "trigger"),
+        ("run_failed", "trigger"),
+        ("run_failed", "resolve"),
+        ("rejected_above_5", "resolve"),
+    ]
+    assert "rejected_above_5" in sink.alerts[1].message
+
+
+def test_a_failed_carrier_delivery_is_retried_and_covered_rules_stay_quiet(
+    store: StateStore,
+) -> None:
+    sink = Recorder()
+    sink.fail_with = RuntimeError("down")
+    alerts = Alerts(rules=[RunFailed(), RejectedAbove(percent=5)], sinks=[sink])
+    assert [(o.rule, o.ok) for o in run(alerts, store, failed())] == [("run_failed", False)]
+    sink.fail_with = None
+    assert [(o.rule, o.ok) for o in run(alerts, store, failed())] == [("run_failed", True)]
+    assert sink.told() == [("run_failed", "trigger")]
 
 
 def test_failing_callables_and_rules_never_raise_and_are_reported(
@@ -354,3 +469,65 @@ def test_dedup_key_is_bounded() -> None:
     assert len(key) <= 255
     assert key == dedup_key("x" * 300, "run_failed")
     assert key != dedup_key("x" * 301, "run_failed")
+
+
+def test_evaluate_latest_judges_the_recorded_run_and_skips_crashed_ones() -> None:
+    from contentstack_personalize.alerts import latest_run, result_of
+
+    class Job:  # anything with a name and a state store
+        name = "users"
+        state = MemoryState()
+
+    job = Job()
+    sink = Recorder()
+    alerts = Alerts(rules=[RunFailed(), RejectedAbove(percent=5)], sinks=[sink])
+    bad = failed(status="aborted", added=50, rejected=50, error="503 outage")
+    job.state.save_run(record_of(bad))
+    job.state.save_run(
+        RunRecord(
+            run_id="crashed",
+            sync_name="users",
+            started_at=bad.started_at + 1,
+            finished_at=None,
+            status="running",
+            counts={},
+        )
+    )
+    record = latest_run(job.state, "users")
+    assert record is not None and record.run_id == bad.run_id
+    again = result_of(record)
+    assert (again.status, again.error, again.counts(), again.requests) == (
+        "aborted",
+        "503 outage",
+        bad.counts(),
+        bad.requests,
+    )
+    outcomes = alerts.evaluate_latest(job)
+    assert [(o.rule, o.action, o.run_id) for o in outcomes] == [
+        ("run_failed", "trigger", bad.run_id)
+    ]
+    assert alerts.evaluate_latest(job) == []
+
+
+def test_evaluate_latest_reports_an_unreadable_history() -> None:
+    class BrokenStore(MemoryState):
+        def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+            raise OSError("disk gone")
+
+    class Job:
+        name = "users"
+        state = BrokenStore()
+
+    outcomes = Alerts(rules=[RunFailed()], sinks=[Recorder()]).evaluate_latest(Job())
+    assert [(o.action, o.ok, o.error) for o in outcomes] == [("check", False, "OSError: disk gone")]
+
+
+async def test_aevaluate_latest() -> None:
+    class Job:
+        name = "users"
+        state = MemoryState()
+
+    job = Job()
+    job.state.save_run(record_of(failed()))
+    outcomes = await Alerts(rules=[RunFailed()], sinks=[Recorder()]).aevaluate_latest(job)
+    assert [o.action for o in outcomes] == ["trigger"]
