@@ -8,9 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import respx
 
+from contentstack_personalize import AuthToken, PersonalizeError
 from contentstack_personalize.alerts import Alerts, Webhook
-from contentstack_personalize.sync import MemoryState
+from contentstack_personalize.sync import MemoryState, Sync
+from contentstack_personalize.testing import PersonalizeEmulator
+from tests.sync.conftest import make_client
 
 from .conftest import make_result
 
@@ -60,3 +65,51 @@ def _rules() -> list[Any]:
     from contentstack_personalize.alerts import RunFailed
 
     return [RunFailed()]
+
+
+def test_documented_setup_passes_the_alerts_to_the_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first example of the page runs as written (sinks on respx) and alerts through
+    ``Sync(alerts=...)``, not by evaluating a returned result."""
+    block = BLOCKS[0]
+    assert "alerts=alerts" in block and ".evaluate(result" not in block
+    monkeypatch.chdir(tmp_path)  # the example's state file
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/doc")
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "R0doc-routing-key")
+    emulator = PersonalizeEmulator(seed=5)
+    rows = [{"user_id": f"u{i}", "plan": "gold" if i % 4 else None} for i in range(20)]
+    rows += [{"user_id": "", "plan": "gold"}] * 5  # 5 of 25 invalid: InvalidAbove(10) fails
+    with make_client(emulator) as client, respx.mock(assert_all_called=False) as router:
+        slack = router.post("https://hooks.slack.com/services/T0/B0/doc").mock(
+            return_value=httpx.Response(200, text="ok")
+        )
+        pagerduty = router.post("https://events.pagerduty.com/v2/enqueue").mock(
+            return_value=httpx.Response(202)
+        )
+        exec(block, {"client": client, "mapping": {"plan": "plan"}, "rows": rows})
+    assert capsys.readouterr().out.splitlines() == ["invalid_above_10 trigger to slack: delivered"]
+    assert slack.call_count == 1 and pagerduty.call_count == 0  # a warning: not paged
+
+
+def test_documented_evaluate_yourself_covers_a_run_that_raises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The "Evaluating yourself" snippet alerts on a run that raises before sending anything
+    (the Management API down during the pre-flight)."""
+    emulator = PersonalizeEmulator(seed=5)
+    alerts = Alerts(rules=_rules(), sinks=[lambda alert: None])
+    with (
+        make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
+        Sync(
+            client,
+            match_on="user_id",
+            mapping={"plan": "plan"},
+            state=str(tmp_path / "s.db"),
+            create_missing_attributes=True,
+        ) as sync,
+    ):
+        emulator.set_faults(outage=True, apply_to={"management"})
+        with pytest.raises(PersonalizeError):
+            exec(block_with("evaluate_latest(sync)"), {"sync": sync, "alerts": alerts, "rows": []})
+    assert capsys.readouterr().out.splitlines() == ["run_failed trigger to <lambda>: delivered"]
