@@ -1,8 +1,11 @@
 """Serve the emulator from a shell, for benchmarks and clients in other languages::
 
     python -m contentstack_personalize.testing --port 8080 [--latency 0.05] [--seed 0]
+        [--project-uid UID] [--organization-uid UID] [--authtoken TOKEN] [--record] ...
 
-Prints the base URLs, the project uid and an authtoken, then serves until Ctrl-C or SIGTERM.
+Prints the base URLs (including ``control_url``, the ``/_emulator`` inspection and control
+endpoints), the uids and the authtoken, then serves until Ctrl-C or SIGTERM. ``--help`` lists
+every flag.
 """
 
 from __future__ import annotations
@@ -59,6 +62,27 @@ def _parser() -> argparse.ArgumentParser:
         "--unknown-attribute", choices=("accept", "ignore", "reject"), default="accept"
     )
     parser.add_argument("--null-value", choices=("delete", "store"), default="delete")
+    parser.add_argument(
+        "--audience-matching",
+        choices=("strict", "lenient"),
+        default="strict",
+        help="strict: number rules match numbers only, as the service does (default); "
+        "lenient: number-like text, 'true'/'false' and str(value) match too",
+    )
+    parser.add_argument(
+        "--content-type",
+        choices=("any", "json"),
+        default="any",
+        help="any: read bodies as JSON whatever their content type, as the real edge does "
+        "(default); json: refuse bodies without a JSON content type",
+    )
+    parser.add_argument("--project-uid", help="the project's uid (default: derived from --seed)")
+    parser.add_argument(
+        "--organization-uid", help="the organization's uid (default: derived from --seed)"
+    )
+    parser.add_argument(
+        "--authtoken", help="the user authtoken the Management API accepts (default: generated)"
+    )
     parser.add_argument("--unknown-event", choices=("accept", "reject"), default="accept")
     parser.add_argument(
         "--management-rate-limit",
@@ -104,15 +128,23 @@ def build(argv: Sequence[str] | None = None) -> tuple[PersonalizeEmulator, argpa
         )
     except ValueError as exc:
         parser.error(str(exc))
-    emulator = PersonalizeEmulator(
-        seed=args.seed,
-        unknown_attribute=args.unknown_attribute,
-        null_value=args.null_value,
-        unknown_event=args.unknown_event,
-        management_rate_limit=args.management_rate_limit or None,
-        record_requests=args.record,
-        faults=None if faults.is_quiet else faults,
-    )
+    try:
+        emulator = PersonalizeEmulator(
+            seed=args.seed,
+            unknown_attribute=args.unknown_attribute,
+            null_value=args.null_value,
+            unknown_event=args.unknown_event,
+            audience_matching=args.audience_matching,
+            content_type=args.content_type,
+            project_uid=args.project_uid,
+            organization_uid=args.organization_uid,
+            authtoken=args.authtoken,
+            management_rate_limit=args.management_rate_limit or None,
+            record_requests=args.record,
+            faults=None if faults.is_quiet else faults,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     for key in args.attribute:
         emulator.add_attribute(key)
     return emulator, args
@@ -133,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  management_url:   {server.management_url}")
         print(f"  cma_url:          {server.cma_url}")
         print(f"  developerhub_url: {server.developerhub_url}")
+        print(f"  control_url:      {server.control_url}")
         print(f"  organization_uid: {emulator.organization_uid}")
         print(f"  project_uid:      {emulator.project_uid}")
         print(f"  authtoken:        {emulator.authtoken}")

@@ -20,6 +20,7 @@ __all__ = [
     "KNOWN_CONDITIONS",
     "App",
     "evaluate_definition",
+    "in_audience",
     "route",
     "validate_definition",
 ]
@@ -220,12 +221,12 @@ def validate_definition(definition: Any, project: Project) -> list[str]:
     return problems
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, lenient: bool) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, str):
+    if lenient and isinstance(value, str):
         try:
             return float(value)
         except ValueError:
@@ -233,24 +234,35 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _match(condition: str, value: Any, options: Any) -> bool:
+def _match(condition: str, value: Any, options: Any, lenient: bool) -> bool:
+    """One rule condition against one attribute value.
+
+    Strict (the default): values are compared as the type the condition names, never
+    converted: a number rule matches JSON numbers only (``"2500"`` is text and never matches),
+    ``IS_TRUE``/``IS_FALSE`` match the JSON booleans only, ``STRING_EQUALS`` and
+    ``CONTAINS_SUBSTRING`` match text only. Lenient converts: number-like text matches number
+    rules, ``"true"``/``"false"`` match the boolean rules, and ``STRING_EQUALS`` compares
+    ``str(value)`` (so 42 equals ``"42"``).
+    """
     target = options.get("value") if isinstance(options, dict) else None
     if isinstance(value, list) and (
         condition in _STRING_CONDITIONS or condition in _NUMBER_CONDITIONS
     ):
-        return any(_match(condition, item, options) for item in value)
+        return any(_match(condition, item, options, lenient) for item in value)
     if condition == "HAS_ANY_VALUE":
         return value is not None and value != ""
     if condition == "IS_TRUE":
-        return value is True or value == "true"
+        return value is True or (lenient and value == "true")
     if condition == "IS_FALSE":
-        return value is False or value == "false"
+        return value is False or (lenient and value == "false")
     if condition == "STRING_EQUALS":
-        return value is not None and str(value) == str(target)
+        if lenient:
+            return value is not None and str(value) == str(target)
+        return isinstance(value, str) and isinstance(target, str) and value == target
     if condition == "CONTAINS_SUBSTRING":
         return isinstance(value, str) and isinstance(target, str) and target in value
     if condition in _NUMBER_CONDITIONS:
-        a, b = _number(value), _number(target)
+        a, b = _number(value, lenient), _number(target, lenient)
         if a is None or b is None:
             return False
         if condition == "NUMBER_EQUAL_TO":
@@ -260,12 +272,17 @@ def _match(condition: str, value: Any, options: Any) -> bool:
     return False
 
 
-def evaluate_definition(node: Any, attributes: Mapping[str, Any], project: Project) -> bool:
+def evaluate_definition(
+    node: Any, attributes: Mapping[str, Any], project: Project, *, lenient: bool = False
+) -> bool:
     """Whether a user with these attributes is in an audience with this definition."""
     if not isinstance(node, dict):
         return False
     if node.get("__type") == "RuleCombination":
-        results = (evaluate_definition(r, attributes, project) for r in node.get("rules", ()))
+        results = (
+            evaluate_definition(r, attributes, project, lenient=lenient)
+            for r in node.get("rules", ())
+        )
         return all(results) if node.get("combinationType") == "AND" else any(results)
     attribute = node.get("attribute") or {}
     ref = attribute.get("ref")
@@ -276,18 +293,22 @@ def evaluate_definition(node: Any, attributes: Mapping[str, Any], project: Proje
         key = ref
     value = attributes.get(key) if key is not None else None
     matched = _match(
-        str(node.get("attributeMatchCondition")), value, node.get("attributeMatchOptions")
+        str(node.get("attributeMatchCondition")),
+        value,
+        node.get("attributeMatchOptions"),
+        lenient,
     )
     return matched != bool(node.get("invertCondition", False))
 
 
-def _in_audience(project: Project, audience_uid: str, user_uid: str) -> bool:
-    audience = project.audiences.get(audience_uid)
-    if audience is None:
-        return False
+def in_audience(project: Project, audience: dict[str, Any], user_uid: str, lenient: bool) -> bool:
+    """Whether a user of the project is in this audience (the rules, or a Lytics member list).
+    The one rule engine behind the manifest and ``PersonalizeEmulator.in_audience``."""
     if audience.get("source") == "LYTICS":
         return user_uid in audience.get("_members", ())
-    return evaluate_definition(audience.get("definition"), project.users.get(user_uid, {}), project)
+    return evaluate_definition(
+        audience.get("definition"), project.users.get(user_uid, {}), project, lenient=lenient
+    )
 
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +329,8 @@ class App:
         unknown_attribute: str,
         null_value: str,
         unknown_event: str,
+        audience_matching: str,
+        content_type: str,
         management_rate_limit: float | None,
         attribute_limit: int,
         oauth_expires_in: int,
@@ -317,6 +340,8 @@ class App:
         self.unknown_attribute = unknown_attribute
         self.null_value = null_value
         self.unknown_event = unknown_event
+        self.audience_matching = audience_matching
+        self.content_type = content_type
         self.management_rate_limit = management_rate_limit
         self.attribute_limit = attribute_limit
         self.oauth_expires_in = oauth_expires_in
@@ -373,9 +398,8 @@ class App:
             )
         return str(user)
 
-    @staticmethod
-    def _edge_json(request: EmulatorRequest, area: str) -> tuple[bool, Any]:
-        if not _is_json(request):
+    def _edge_json(self, request: EmulatorRequest, area: str) -> tuple[bool, Any]:
+        if self.content_type == "json" and not _is_json(request):
             return False, error(
                 400,
                 f"personalize.{area}.INVALID_CONTENT_TYPE",
@@ -522,16 +546,20 @@ class App:
             200, {"experiences": experiences}, (("x-cs-personalize-user-uid", user),)
         )
 
-    @staticmethod
-    def _variant(project: Project, exp: dict[str, Any], user: str) -> str | None:
+    def _variant(self, project: Project, exp: dict[str, Any], user: str) -> str | None:
+        lenient = self.audience_matching == "lenient"
         variants: list[str] = [str(v["shortUid"]) for v in exp.get("variants", ())]
         if exp.get("__type") == "AB_TEST":
             if not variants:
                 return None
             digest = hashlib.sha256(f"{exp['shortUid']}:{user}".encode()).digest()
             return variants[int.from_bytes(digest[:4], "big") % len(variants)]
-        audiences = exp.get("_audiences") or ()
-        if audiences and not any(_in_audience(project, a, user) for a in audiences):
+        audiences = [
+            project.audiences[a] for a in exp.get("_audiences") or () if a in project.audiences
+        ]
+        if exp.get("_audiences") and not any(
+            in_audience(project, a, user, lenient) for a in audiences
+        ):
             return None
         active = exp.get("activeVariantShortUid")
         return str(active) if isinstance(active, str) else None
@@ -652,8 +680,12 @@ class App:
         )
 
     def _body(self, request: EmulatorRequest) -> dict[str, Any] | EmulatorResponse:
-        if not _is_json(request):
-            return error(400, "personalize.INVALID_CONTENT_TYPE", "Send the body as JSON")
+        if self.content_type == "json" and not _is_json(request):
+            return error(
+                400,
+                "personalize.INVALID_CONTENT_TYPE",
+                "Send the body as JSON with content-type: application/json",
+            )
         ok, body = _parse_json(request.body)
         if not ok or not isinstance(body, dict):
             return error(400, "personalize.INVALID_BODY", "The body must be a JSON object")

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._app import App, error, json_response, public, route
+from ._app import App, error, in_audience, json_response, public, route
+from ._control import faults_to_json, handle_control, is_control
 from ._faults import NO_FAULT, FaultPlan, Faults
 from ._http import EmulatorRequest, EmulatorResponse
 from ._state import Login, OAuthCode, Project, RefreshToken, State, Token, now_iso
@@ -99,6 +100,21 @@ class PersonalizeEmulator:
     - ``unknown_event`` (``"accept"``): an ``EVENT`` whose ``eventKey`` is no event of the
       project is recorded (``"accept"``) or the whole batch answers 400
       ``personalize.EVENTS.EVENT_NOT_FOUND`` (``"reject"``).
+    - ``audience_matching`` (``"strict"``): how audience rules compare a user's values.
+      ``"strict"`` compares as the condition's type, never converting, as the documented
+      service does: a number rule matches JSON numbers only (``"2500"`` sent as text never
+      enters a ``NUMBER_GREATER_THAN 1000`` audience), ``IS_TRUE``/``IS_FALSE`` match JSON
+      booleans only, ``STRING_EQUALS`` and ``CONTAINS_SUBSTRING`` match text only.
+      ``"lenient"`` converts: number-like text matches number rules, ``"true"``/``"false"``
+      the boolean ones, and ``STRING_EQUALS`` compares ``str(value)`` (42 equals ``"42"``).
+    - ``content_type`` (``"any"``): how Edge and Management request bodies are read. ``"any"``
+      parses the body as JSON whatever its content type says, as the real edge does with the
+      official JS SDK's ``text/plain;charset=UTF-8`` bodies. ``"json"`` answers 400
+      ``personalize.<AREA>.INVALID_CONTENT_TYPE`` unless the content type names JSON (what the
+      API reference asks clients to send), to check a client sends it.
+    - ``project_uid``, ``organization_uid``, ``authtoken``: fix the first project's uid, the
+      organization's uid and the authtoken instead of deriving them from ``seed`` (the other
+      uids stay as the seed makes them).
     - ``management_rate_limit`` (10): Management API requests per second per organization,
       over a sliding one-second window of ``clock``; further requests answer 429 with a
       ``Retry-After`` header (whole seconds). Only requests that pass authentication and name
@@ -117,6 +133,11 @@ class PersonalizeEmulator:
         unknown_attribute: Literal["accept", "ignore", "reject"] = "accept",
         null_value: Literal["delete", "store"] = "delete",
         unknown_event: Literal["accept", "reject"] = "accept",
+        audience_matching: Literal["strict", "lenient"] = "strict",
+        content_type: Literal["any", "json"] = "any",
+        project_uid: str | None = None,
+        organization_uid: str | None = None,
+        authtoken: str | None = None,
         management_rate_limit: float | None = 10,
         clock: Callable[[], float] = time.monotonic,
         attribute_limit: int = 100,
@@ -130,6 +151,19 @@ class PersonalizeEmulator:
             raise ValueError("null_value must be 'delete' or 'store'")
         if unknown_event not in ("accept", "reject"):
             raise ValueError("unknown_event must be 'accept' or 'reject'")
+        if audience_matching not in ("strict", "lenient"):
+            raise ValueError("audience_matching must be 'strict' or 'lenient'")
+        if content_type not in ("any", "json"):
+            raise ValueError("content_type must be 'any' or 'json'")
+        for name, value in (
+            ("project_uid", project_uid),
+            ("organization_uid", organization_uid),
+            ("authtoken", authtoken),
+        ):
+            if value is not None and (
+                not value or not value.isprintable() or any(c.isspace() for c in value)
+            ):
+                raise ValueError(f"{name} must be a non-empty printable string without spaces")
         if management_rate_limit is not None and management_rate_limit <= 0:
             raise ValueError("management_rate_limit must be positive or None")
         self.seed = seed
@@ -140,6 +174,8 @@ class PersonalizeEmulator:
             unknown_attribute=unknown_attribute,
             null_value=null_value,
             unknown_event=unknown_event,
+            audience_matching=audience_matching,
+            content_type=content_type,
             management_rate_limit=management_rate_limit,
             attribute_limit=attribute_limit,
             oauth_expires_in=oauth_expires_in,
@@ -148,13 +184,14 @@ class PersonalizeEmulator:
         self.record_requests = record_requests
         self._requests: list[RecordedRequest] = []
         self._plan: FaultPlan | None = None
-        org = self._state.add_organization("Emulated Organization")
+        org = self._state.add_organization("Emulated Organization", organization_uid)
         self.organization_uid: str = org.uid
         self.user_uid: str = self._state.new_uid()
         self.project_uid: str = self._state.add_project(
-            org.uid, "Emulated Project", "", self.user_uid
+            org.uid, "Emulated Project", "", self.user_uid, project_uid
         ).uid
-        self.authtoken: str = self._state.new_token("blt")
+        generated_token = self._state.new_token("blt")
+        self.authtoken: str = authtoken or generated_token
         self._state.tokens[self.authtoken] = Token("authtoken", None, self.user_uid)
         if faults is not None:
             self.set_faults(faults)
@@ -170,6 +207,8 @@ class PersonalizeEmulator:
         The returned response may carry ``delay`` (sleep before answering) and ``failure``
         (``"timeout"``/``"drop"``: give no answer); the shells act on those.
         """
+        if is_control(request.path):
+            return handle_control(self, request)
         api, path = route(request)
         with self._lock:
             decision = self._plan.decide(api) if self._plan is not None and api else NO_FAULT
@@ -565,6 +604,90 @@ class PersonalizeEmulator:
         """A copy of the events (impressions and custom events) posted for a user, in order."""
         with self._lock:
             return copy.deepcopy(self._project(project_uid).user_events.get(uid, []))
+
+    def all_events(self, project_uid: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """A copy of every user's posted events (uid -> events, in order)."""
+        with self._lock:
+            return copy.deepcopy(self._project(project_uid).user_events)
+
+    def remove_user(self, uid: str, *, project_uid: str | None = None) -> None:
+        """Forget an edge user and their events (no error when unknown)."""
+        with self._lock:
+            project = self._project(project_uid)
+            project.users.pop(uid, None)
+            project.user_events.pop(uid, None)
+
+    def _audience(self, project: Project, audience: Any) -> dict[str, Any]:
+        if isinstance(audience, Mapping):
+            key = audience.get("uid")
+        else:
+            key = getattr(audience, "uid", audience)
+        if not isinstance(key, str):
+            raise TypeError(
+                "audience must be an audience uid, its name, or an object with a uid "
+                f"(what add_audience returns), got {audience!r}"
+            )
+        found = project.audiences.get(key)
+        if found is not None:
+            return found
+        named = [a for a in project.audiences.values() if a.get("name") == key]
+        if len(named) == 1:
+            return named[0]
+        raise KeyError(f"the project has no audience with uid or name {key!r}")
+
+    def in_audience(self, audience: Any, user_uid: str, *, project_uid: str | None = None) -> bool:
+        """Whether a user is in an audience, by the same rule engine as ``GET /manifest``
+        (with this emulator's ``audience_matching``). ``audience`` is a uid, a name, or the
+        object ``add_audience`` (or the Management API) returned. A user the project does
+        not know has no attributes, so is only in audiences whose rules match nothing set.
+
+        Example::
+
+            big = emulator.add_audience("Big spenders", definition)   # ltv > 1000
+            emulator.add_user("u1", {"ltv": 2500})
+            emulator.add_user("u2", {"ltv": "2500"})                  # text, not a number
+            assert emulator.in_audience(big, "u1") and not emulator.in_audience(big, "u2")
+        """
+        with self._lock:
+            project = self._project(project_uid)
+            found = self._audience(project, audience)
+            return in_audience(project, found, user_uid, self._app.audience_matching == "lenient")
+
+    def audience_members(self, audience: Any, *, project_uid: str | None = None) -> list[str]:
+        """The uids of the project's users in an audience, in the order the users were
+        created; evaluated like ``in_audience``. A Lytics audience's members are the listed
+        uids the project knows as users."""
+        with self._lock:
+            project = self._project(project_uid)
+            found = self._audience(project, audience)
+            lenient = self._app.audience_matching == "lenient"
+            return [uid for uid in project.users if in_audience(project, found, uid, lenient)]
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /_emulator`` answers: the uids, the switches, the faults, whether
+        requests are recorded, and the projects (uid, name, organization)."""
+        with self._lock:
+            app = self._app
+            return {
+                "organization_uid": self.organization_uid,
+                "project_uid": self.project_uid,
+                "projects": [
+                    {"uid": p.uid, "name": p.name, "organization": p.organization_uid}
+                    for p in self._state.projects.values()
+                ],
+                "switches": {
+                    "unknown_attribute": app.unknown_attribute,
+                    "null_value": app.null_value,
+                    "unknown_event": app.unknown_event,
+                    "audience_matching": app.audience_matching,
+                    "content_type": app.content_type,
+                    "management_rate_limit": app.management_rate_limit,
+                    "attribute_limit": app.attribute_limit,
+                    "oauth_expires_in": app.oauth_expires_in,
+                },
+                "record_requests": self.record_requests,
+                "faults": faults_to_json(self.faults),
+            }
 
     def catalogue(self, resource: str, project_uid: str | None = None) -> list[dict[str, Any]]:
         """What ``GET /<resource>`` would list (``"attributes"``, ``"audiences"``, ``"events"``,

@@ -309,6 +309,11 @@ class EmulatorServer:
         """The Developer Hub base URL; its ``/token`` is the OAuth ``token_url``."""
         return f"{self.url}/developerhub"
 
+    @property
+    def control_url(self) -> str:
+        """The base URL of the inspection and control endpoints (``{url}/_emulator``)."""
+        return f"{self.url}/_emulator"
+
     def start(self) -> None:
         """Start serving in a daemon thread; returns once the socket listens."""
         if self._thread is not None:

@@ -164,16 +164,23 @@ class State:
         """A UUID4 like the ones the edge generates for anonymous users."""
         return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
 
-    def add_organization(self, name: str) -> Organization:
-        org = Organization(uid=self.new_uid(), name=name)
+    def add_organization(self, name: str, uid: str | None = None) -> Organization:
+        generated = self.new_uid()  # drawn even when uid is given: later uids stay the same
+        org = Organization(uid=uid or generated, name=name)
         self.organizations[org.uid] = org
         return org
 
     def add_project(
-        self, organization_uid: str, name: str, description: str = "", created_by: str = ""
+        self,
+        organization_uid: str,
+        name: str,
+        description: str = "",
+        created_by: str = "",
+        uid: str | None = None,
     ) -> Project:
+        generated = self.new_uid()
         project = Project(
-            uid=self.new_uid(),
+            uid=uid or generated,
             organization_uid=organization_uid,
             name=name,
             description=description,

@@ -116,10 +116,17 @@ def test_patch_errors(
     assert emulator.users() == {}
 
 
-def test_patch_without_json_content_type_is_refused(edge: httpx.Client) -> None:
-    r = edge.patch("/user-attributes", headers=_user("u1"), content=b'{"a": 1}')
+def test_patch_without_json_content_type_is_refused_with_content_type_json() -> None:
+    emulator = PersonalizeEmulator(content_type="json")
+    with httpx.Client(
+        transport=emulator.transport(),
+        base_url=EDGE,
+        headers={"x-project-uid": emulator.project_uid},
+    ) as edge:
+        r = edge.patch("/user-attributes", headers=_user("u1"), content=b'{"a": 1}')
     assert r.status_code == 400
     assert r.json()["error"] == "personalize.USER_ATTRIBUTES.INVALID_CONTENT_TYPE"
+    assert emulator.users() == {}
 
 
 def test_missing_project_header_on_edge(emulator: PersonalizeEmulator) -> None:

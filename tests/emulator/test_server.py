@@ -281,7 +281,7 @@ def test_cli_serves_until_terminated(tmp_path: object) -> None:
     try:
         assert proc.stdout is not None
         lines = {}
-        for _ in range(8):
+        for _ in range(12):
             line = proc.stdout.readline()
             if ":" in line:
                 name, _, value = line.strip().partition(": ")
