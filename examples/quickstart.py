@@ -74,14 +74,19 @@ def main(argv: list[str] | None = None) -> int:
             create_missing_attributes=True,
         )
         with sync:
+            print(f"1. Planning a sync of {args.csv.name}: what a run would send (nothing is sent)")
             plan = sync.plan(args.csv)
-            print(plan.summary(), "\n")
+            print(plan.summary() + "\n")
             plan.close()
 
+            print(f"2. Syncing {args.csv.name} for the first time")
             first = sync.run(args.csv)
-            print(first.summary(), "\n")
+            print(first.summary() + "\n")
 
             # The data changes a little: one user upgrades, one stops being a VIP.
+            print(
+                "3. Changing 2 users (u00001 upgrades, u00002 is no longer a VIP) and syncing again"
+            )
             changed = Path(tmp) / "users_changed.csv"
             with open(args.csv, newline="") as src, open(changed, "w", newline="") as dst:
                 reader = csv.DictReader(src)
@@ -94,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                         row["is_vip"] = "false"
                     writer.writerow(row)
             second = sync.run(changed)
-            print(second.summary(), "\n")
+            print(second.summary() + "\n")
 
         if emulator is not None:
+            print("4. Reading user u00001 back from Personalize")
             print("In Personalize now, user u00001:", emulator.user_attributes("u00001"))
         ok = first.read == (
             first.invalid + first.unchanged + first.added + first.changed + first.rejected

@@ -3,6 +3,7 @@ Webhook sends, and the custom rule example works."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,50 @@ def test_documented_evaluate_yourself_covers_a_run_that_raises(
         with pytest.raises(PersonalizeError):
             exec(block_with("evaluate_latest(sync)"), {"sync": sync, "alerts": alerts, "rows": []})
     assert capsys.readouterr().out.splitlines() == ["run_failed trigger to <lambda>: delivered"]
+
+
+def test_quickstart_and_sync_pages_alert_through_the_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alerts snippets of docs/quickstart.md and docs/sync.md build a Sync that alerts
+    (once) on a run that raises during the pre-flight."""
+    from contentstack_personalize import Field
+
+    docs = PAGE.parent
+    quickstart = (docs / "quickstart.md").read_text()
+    sync_page = (docs / "sync.md").read_text()
+    snippets = [
+        b
+        for page in (quickstart, sync_page)
+        for b in re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+        if "alerts=Alerts(" in b
+    ]
+    assert len(snippets) == 2
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/qs")
+    for snippet in snippets:
+        emulator = PersonalizeEmulator(seed=6)
+        with (
+            make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
+            respx.mock() as router,
+        ):
+            slack = router.post("https://hooks.slack.com/services/T0/B0/qs").mock(
+                return_value=httpx.Response(200, text="ok")
+            )
+            namespace: dict[str, Any] = {
+                "client": client,
+                "Sync": Sync,
+                "Field": Field,
+                "os": os,
+                "mapping": {"plan": "plan"},
+            }
+            exec(snippet, namespace)
+            sync = namespace["sync"]
+            sync.create_missing_attributes = True
+            emulator.set_faults(outage=True, apply_to={"management"})
+            for _ in range(2):
+                with pytest.raises(PersonalizeError):
+                    sync.run([{"user_id": "u1", "plan": "gold", "lifetime_value": "1"}])
+            sync.close()
+        assert slack.call_count == 1
+        (tmp_path / "users_sync.db").unlink()
