@@ -4,7 +4,10 @@
 
     PersonalizeError
     ├── ConfigurationError            bad arguments, raised before any request is sent
-    │   └── ValidationError           a value that cannot be sent (user UID, attribute value)
+    │   ├── ValidationError           a value that cannot be sent (user UID, attribute value)
+    │   └── DestinationMismatchError  a sync's state was written for another project or edge
+    ├── StateStoreError               the state store cannot be read or written (disk, lock...)
+    ├── SyncInProgressError           another run of the same sync holds its lock
     ├── TransportError                no HTTP answer: the request may or may not have arrived
     │   ├── APITimeoutError
     │   └── APIConnectionError
@@ -16,7 +19,7 @@
     │   ├── ConflictError             409
     │   ├── RateLimitError            429 (with ``retry_after``)
     │   └── ServerError               5xx
-    └── SyncAbortedError              a sync stopped early (systemic failure, Ctrl-C)
+    └── SyncAbortedError              a sync stopped early (systemic failure, Ctrl-C, SIGTERM)
 
 Messages never contain credentials: request headers are not part of ``str(error)`` and the
 request/response objects kept on the error are the ones the caller already had.
@@ -39,12 +42,15 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "DestinationMismatchError",
     "NotFoundError",
     "PermissionDeniedError",
     "PersonalizeError",
     "RateLimitError",
     "ServerError",
+    "StateStoreError",
     "SyncAbortedError",
+    "SyncInProgressError",
     "TransportError",
     "ValidationError",
 ]
@@ -309,6 +315,64 @@ class ServerError(APIStatusError):
         except ServerError as exc:
             log.warning("Personalize failed (%s, request id %s)", exc.status_code, exc.request_id)
     """
+
+
+class DestinationMismatchError(ConfigurationError):
+    """A sync's state describes another destination than the client points at (another
+    project, or another Edge URL). Sending only the differences from that state would leave the
+    new destination incomplete, so the run refuses to start.
+
+    ``stored`` and ``current`` are ``{"project_uid": ..., "edge_url": ...}``.
+
+    Example::
+
+        try:
+            sync.run(rows)
+        except DestinationMismatchError:
+            sync.reset()          # a fresh destination: the next run sends every user
+            sync.run(rows)
+    """
+
+    def __init__(self, message: str, *, stored: Mapping[str, Any], current: Mapping[str, Any]):
+        super().__init__(message)
+        self.stored = dict(stored)
+        self.current = dict(current)
+
+
+class StateStoreError(PersonalizeError):
+    """The state store failed (a full disk, a read-only or corrupted file, a lock held too long
+    by another process, a lost database connection). The message says what to do; the original
+    error is chained as ``__cause__``. During a run it stops the run: nothing more is sent than
+    the store could record.
+
+    Example::
+
+        try:
+            sync.run(rows)
+        except SyncAbortedError as exc:
+            if isinstance(exc.cause, StateStoreError):
+                print("state store problem:", exc.cause)
+    """
+
+
+class SyncInProgressError(PersonalizeError):
+    """Another run of the same sync (same name, same state store) holds its lock. Two runs at
+    once would each commit what they believe the edge holds and overwrite each other.
+
+    ``holder`` describes the other run (``host``, ``pid``, ``run_id``, ``since``, ``expires``);
+    wait for it, or pass ``Sync(lock_timeout=seconds)`` to wait that long for the lock.
+
+    Example::
+
+        try:
+            sync.run(rows)
+        except SyncInProgressError as exc:
+            print("skipped, already running:", exc.holder)
+    """
+
+    def __init__(self, message: str, *, holder: Mapping[str, Any]):
+        super().__init__(message)
+        self.holder = dict(holder)
 
 
 class SyncAbortedError(PersonalizeError):

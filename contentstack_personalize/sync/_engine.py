@@ -10,6 +10,7 @@ users, many requests in flight. A user's new state is committed only after the e
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import contextvars
@@ -31,14 +32,18 @@ from .._http import RateLimiter, user_uid_problem
 from ..client import AsyncPersonalizeClient, PersonalizeClient
 from ..debugger import Debugger
 from ..errors import (
+    APIConnectionError,
     APIStatusError,
     AuthenticationError,
     ConfigurationError,
+    DestinationMismatchError,
     NotFoundError,
     PermissionDeniedError,
     PersonalizeError,
+    StateStoreError,
     SyncAbortedError,
 )
+from ._control import LockKeeper, RunControl, ahandle_sigterm, handle_sigterm
 from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mapping
 from ._progress import NullProgress, Progress, ProgressArg, make_progress
 from ._result import Plan, RowIssue, RunStatus, SyncResult
@@ -59,6 +64,12 @@ OnDuplicate = Literal["reject_all", "first", "last"]
 _T = TypeVar("_T")
 
 _DIFF_CHUNK = 500
+#: Requests in a row that could not connect at all (after their retries) before a run stops.
+_CONNECT_FAILURES = 5
+#: Seconds a run's lock lasts unless renewed (every quarter of it) by the running process.
+_LOCK_TTL = 60.0
+#: The sync_meta key holding the destination (project and Edge URL) a sync's state describes.
+_DESTINATION = "destination"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,10 +206,14 @@ class _Work:
     uid: str
     body: bytes
     changed: dict[str, str]
-    new_state: dict[str, str]
-    old_state: dict[str, str]
+    new_state: dict[str, str | None]
+    old_state: dict[str, str | None]
     first_time: bool
     retried: bool
+
+    def pending_state(self) -> dict[str, str | None]:
+        """The state written ahead of the send: the keys being sent become unknown."""
+        return {**self.old_state, **dict.fromkeys(self.changed)}
 
 
 @attrs.frozen
@@ -390,7 +405,13 @@ class Sync:
     - ``check_attributes`` / ``create_missing_attributes``: with Management credentials, check
       before sending that every mapped key is a custom attribute, or create the missing ones.
     - ``max_rejection_ratio`` / ``min_sample``: stop the run when more than this share of the
-      first ``min_sample`` (or more) requests were refused (default 0.5 after 100).
+      last ``min_sample`` requests failed (default: more than half of the last 100); a run also
+      stops when 5 requests in a row cannot connect to the edge at all.
+    - ``lock_timeout``: one run of a sync (its name in its state store) goes at a time; a second
+      one waits this many seconds for the lock, then raises :class:`SyncInProgressError`
+      (default 0: at once). A holder that died frees the lock (at once on the same machine).
+    - ``stop_grace``: on SIGTERM or :meth:`stop`, seconds the requests in flight get to finish
+      before they are cancelled (default 10).
     - ``raise_on_abort``: raise :class:`SyncAbortedError` (holding the result) when the run
       stops early (default); otherwise return the result with status ``"aborted"``.
     - ``type_check``: what to do when a value does not fit what its attribute is used as (the
@@ -437,6 +458,8 @@ class Sync:
         type_check: TypeCheck = "warn",
         debugger: bool | Debugger | None = None,
         alerts: Alerts | None = None,
+        lock_timeout: float = 0.0,
+        stop_grace: float = 10.0,
     ) -> None:
         if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
             raise ConfigurationError(
@@ -458,6 +481,13 @@ class Sync:
             raise ConfigurationError("requests_per_second must be positive (or None)")
         if not 0 < max_rejection_ratio <= 1:
             raise ConfigurationError("max_rejection_ratio must be in (0, 1]")
+        if not isinstance(lock_timeout, (int, float)) or not lock_timeout >= 0:
+            raise ConfigurationError(
+                "lock_timeout must be a number of seconds >= 0 (0: fail at once when another "
+                "run of this sync holds its lock)"
+            )
+        if not isinstance(stop_grace, (int, float)) or not stop_grace >= 0:
+            raise ConfigurationError("stop_grace must be a number of seconds >= 0")
         if commit_every < 1 or commit_interval <= 0 or chunk_size < 1 or min_sample < 1:
             raise ConfigurationError(
                 "commit_every, commit_interval, chunk_size and min_sample must be positive"
@@ -490,8 +520,11 @@ class Sync:
         self.debugger = debugger
         self.alerts = alerts
         self.type_check: TypeCheck = type_check
+        self.lock_timeout = float(lock_timeout)
+        self.stop_grace = float(stop_grace)
         self.state, self._owns_state = open_state(state)
         self._said_no_management = False
+        self._controls: set[RunControl] = set()
 
     def __repr__(self) -> str:
         keys = [f.key for f in self.fields]
@@ -513,6 +546,7 @@ class Sync:
 
     async def aplan(self, rows: Any, *, full: bool = False) -> Plan:
         """The coroutine behind :meth:`plan`."""
+        self._check_destination(bind=False)
         preflight = await self._preflight(create=False)
         spool = _Spool()
         try:
@@ -521,21 +555,24 @@ class Sync:
             db = spool.db
             db.execute("BEGIN")
             buffer: list[tuple[str, str, str | None, str, int]] = []
-            for work in self._diff(spool, tally, full, None):
-                for key, new in work.changed.items():
-                    buffer.append((work.uid, key, work.old_state.get(key), new, work.first_time))
+            for works in self._diff(spool, tally, full, None):
+                for work in works:
+                    for key, new in work.changed.items():
+                        buffer.append(
+                            (work.uid, key, work.old_state.get(key), new, work.first_time)
+                        )
+                    if work.first_time:
+                        tally.added += 1
+                    else:
+                        tally.changed += 1
+                    if work.retried:
+                        tally.retried += 1
                 if len(buffer) >= 5000:
                     db.executemany(
                         "INSERT INTO changes (uid, key, old, new, first) VALUES (?, ?, ?, ?, ?)",
                         buffer,
                     )
                     buffer.clear()
-                if work.first_time:
-                    tally.added += 1
-                else:
-                    tally.changed += 1
-                if work.retried:
-                    tally.retried += 1
             db.executemany(
                 "INSERT INTO changes (uid, key, old, new, first) VALUES (?, ?, ?, ?, ?)", buffer
             )
@@ -559,14 +596,19 @@ class Sync:
 
         ``full=True`` ignores the state and sends every mapped attribute of every valid row.
         Raises :class:`SyncAbortedError` (with ``.result``) when the run stops early: a
-        systemic API failure, too many rejections, or Ctrl-C. What the edge acknowledged before
-        that is committed either way.
+        systemic API failure, too many rejections, a state store failure, Ctrl-C or SIGTERM.
+        What the edge acknowledged before that is committed either way. SIGTERM stops the run
+        gracefully (see ``stop_grace``) when the program has no SIGTERM handler of its own.
         """
         holder: dict[str, SyncResult] = {}
+        control = RunControl(self.stop_grace)
         try:
-            return self._blocking(
-                lambda: self._arun(rows, full=full, holder=holder, progress=progress)
-            )
+            with handle_sigterm(control):
+                return self._blocking(
+                    lambda: self._arun(
+                        rows, full=full, holder=holder, progress=progress, control=control
+                    )
+                )
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:
             raise SyncAbortedError(
                 "the sync was interrupted; what the edge acknowledged is committed and the next "
@@ -579,15 +621,46 @@ class Sync:
         self, rows: Any, *, full: bool = False, progress: ProgressArg = None
     ) -> SyncResult:
         """The coroutine behind :meth:`run`, for async code."""
-        return await self._arun(rows, full=full, holder={}, progress=progress)
+        control = RunControl(self.stop_grace)
+        with ahandle_sigterm(control, asyncio.get_running_loop()):
+            return await self._arun(rows, full=full, holder={}, progress=progress, control=control)
+
+    def stop(self, reason: str = "stopped by Sync.stop()") -> None:
+        """Stop this sync's running runs gracefully, from any thread or a signal handler: no new
+        request is sent, requests in flight get ``stop_grace`` seconds, acknowledgements are
+        committed, and the run ends ``aborted`` (raising :class:`SyncAbortedError` unless
+        ``raise_on_abort=False``).
+
+        Example (a host application with its own SIGTERM handler)::
+
+            signal.signal(signal.SIGTERM, lambda *_: sync.stop("SIGTERM"))
+        """
+        for control in list(self._controls):
+            control.stop(reason)
 
     def history(self, limit: int = 50) -> list[RunRecord]:
         """This sync's latest runs, newest first."""
         return self.state.runs(self.name, limit)
 
     def reset(self) -> None:
-        """Forget every user's state for this sync: the next run sends everything again."""
-        self.state.forget(self.name)
+        """Forget every user's state for this sync, and the destination it was written for:
+        the next run sends everything again, to whatever destination the client points at.
+        Raises :class:`SyncInProgressError` while a run of this sync holds its lock."""
+        keeper = LockKeeper(
+            self.state, self.name, "reset", ttl=_LOCK_TTL, on_lost=lambda reason: None
+        )
+        keeper.acquire(self.lock_timeout)
+        try:
+            self.state.forget(self.name)
+            self.state.set_meta(self.name, _DESTINATION, None)
+        finally:
+            keeper.release()
+
+    def rebind(self) -> None:
+        """Record the client's project and Edge URL as this sync's destination, keeping the
+        state: for the same destination reached at a new URL (a proxy, a renamed host). Only
+        when the edge really holds what the state says; otherwise use :meth:`reset`."""
+        self.state.set_meta(self.name, _DESTINATION, json.dumps(self._destination()))
 
     def close(self) -> None:
         """Close the state store if this sync opened it."""
@@ -599,6 +672,41 @@ class Sync:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- destination ---------------------------------------------------------------------------
+
+    def _edge_url(self) -> str:
+        return str(self.client.config.edge_url)
+
+    def _destination(self) -> dict[str, str | None]:
+        return {"project_uid": self.client.project_uid, "edge_url": self._edge_url()}
+
+    def _check_destination(self, *, bind: bool) -> None:
+        """Refuse a state written for another destination; record ours when none is recorded
+        (``bind``: runs record it, plans only read)."""
+        current = self._destination()
+        text = self.state.get_meta(self.name, _DESTINATION)
+        if text is None:
+            if bind:
+                self.state.set_meta(self.name, _DESTINATION, json.dumps(current))
+            return
+        try:
+            stored = json.loads(text)
+        except ValueError:
+            stored = {}
+        if stored == current:
+            return
+        raise DestinationMismatchError(
+            f"the state of sync {self.name!r} was written for project "
+            f"{stored.get('project_uid')!r} at {stored.get('edge_url')}, but the client points "
+            f"at project {current['project_uid']!r} at {current['edge_url']}. A state describes "
+            "what one destination holds, so only differences would be sent and the new "
+            "destination would stay incomplete. To start fresh there, give this sync another "
+            "name= (or call sync.reset(): the next run sends every user); if it is the same "
+            "destination under a new URL, call sync.rebind()",
+            stored=stored,
+            current=current,
+        )
 
     # -- stages --------------------------------------------------------------------------------
 
@@ -692,10 +800,15 @@ class Sync:
         return _Preflight(warnings, expectations)
 
     def _load(
-        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+        self,
+        rows: Any,
+        spool: _Spool,
+        tally: _Tally,
+        preflight: _Preflight,
+        control: RunControl | None = None,
     ) -> list[TypeIssue]:
         """Stages 1-3 in one go (see :meth:`_load_steps`)."""
-        steps = self._load_steps(rows, spool, tally, preflight)
+        steps = self._load_steps(rows, spool, tally, preflight, control)
         while True:
             try:
                 next(steps)
@@ -704,7 +817,12 @@ class Sync:
                 return issues
 
     async def _aload(
-        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+        self,
+        rows: Any,
+        spool: _Spool,
+        tally: _Tally,
+        preflight: _Preflight,
+        control: RunControl | None = None,
     ) -> list[TypeIssue]:
         """Stages 1-3 without holding the event loop: the loop gets a turn after every chunk
         (so Ctrl-C and cancellation land while a big source is read). Under a notebook's
@@ -712,9 +830,9 @@ class Sync:
         caller = _CALLER.get()
         if caller is not None:
             return await asyncio.wrap_future(
-                caller.submit(lambda: self._load(rows, spool, tally, preflight))
+                caller.submit(lambda: self._load(rows, spool, tally, preflight, control))
             )
-        steps = self._load_steps(rows, spool, tally, preflight)
+        steps = self._load_steps(rows, spool, tally, preflight, control)
         while True:
             try:
                 next(steps)
@@ -724,10 +842,16 @@ class Sync:
             await asyncio.sleep(0)
 
     def _load_steps(
-        self, rows: Any, spool: _Spool, tally: _Tally, preflight: _Preflight
+        self,
+        rows: Any,
+        spool: _Spool,
+        tally: _Tally,
+        preflight: _Preflight,
+        control: RunControl | None = None,
     ) -> Generator[None, None, list[TypeIssue]]:
         """Stages 1-3: read the source, match and map every row into the spool, pausing after
-        each chunk. Returns (as the generator's value) the type issues found in the columns."""
+        each chunk (and stopping there when the run is asked to stop). Returns (as the
+        generator's value) the type issues found in the columns."""
         source = open_source(rows, chunk_size=self.chunk_size)
         needed = [self.match_on] + [f.column for f in self.fields if f.column is not None]
         # Columns known up front are checked before reading; for plain iterables, whose rows
@@ -791,9 +915,11 @@ class Sync:
                 uids.clear()
                 tally.read = row_number
                 yield
+                if control:
+                    break
         spool.add(good, uids)
         tally.read = row_number
-        if unseen and row_number:
+        if unseen and row_number and not control:
             missing = sorted(unseen)
             raise ConfigurationError(
                 f"column{'s' if len(missing) > 1 else ''} {missing} not found in any row of the "
@@ -806,8 +932,10 @@ class Sync:
 
     def _diff(
         self, spool: _Spool, tally: _Tally, full: bool, clear: list[str] | None
-    ) -> Iterator[_Work]:
-        """Stage 4: compare with the state; yield the users that need a request."""
+    ) -> Iterator[list[_Work]]:
+        """Stage 4: compare with the state; yield, one spool batch at a time, the users that need
+        a request. A key whose edge value is unknown (``None`` in the state: sent without an
+        acknowledgement) always differs, so it is sent whatever the source says."""
         rule = self.on_duplicate
         store = self.state
         name = self.name
@@ -815,6 +943,7 @@ class Sync:
         prefixes = {f.key: _encode_str(f.key) + ":" for f in self.fields}
         for batch in spool.valid_rows():
             states = store.load(name, [r[1] for r in batch])
+            works: list[_Work] = []
             for row, uid, payload, n, first, last in batch:
                 if n > 1:
                     if rule == "reject_all":
@@ -843,16 +972,20 @@ class Sync:
                         clear.append(uid)
                     continue
                 body = "{" + ",".join(prefixes[k] + v for k, v in changed.items()) + "}"
-                yield _Work(
-                    row=row,
-                    uid=uid,
-                    body=body.encode("utf-8"),
-                    changed=changed,
-                    new_state={**old, **changed},
-                    old_state=old,
-                    first_time=not old,
-                    retried=failed_before,
+                works.append(
+                    _Work(
+                        row=row,
+                        uid=uid,
+                        body=body.encode("utf-8"),
+                        changed=changed,
+                        new_state={**old, **changed},
+                        old_state=old,
+                        first_time=all(v is None for v in old.values()),
+                        retried=failed_before,
+                    )
                 )
+            if works:
+                yield works
             if clear is not None and len(clear) >= _DIFF_CHUNK:
                 store.clear_failures(name, clear)
                 clear.clear()
@@ -860,12 +993,54 @@ class Sync:
     # -- execution -----------------------------------------------------------------------------
 
     async def _arun(
-        self, rows: Any, *, full: bool, holder: dict[str, SyncResult], progress: ProgressArg = None
+        self,
+        rows: Any,
+        *,
+        full: bool,
+        holder: dict[str, SyncResult],
+        progress: ProgressArg = None,
+        control: RunControl,
     ) -> SyncResult:
         run_id = uuid.uuid4().hex[:12]
+        store = self.state
+        # One run per sync: taken before anything is read or recorded (a refused run leaves no
+        # trace but its exception), held by a lease that a background thread renews.
+        keeper = LockKeeper(
+            store,
+            self.name,
+            run_id,
+            ttl=_LOCK_TTL,
+            on_lost=lambda reason: control.stop(reason),
+        )
+        await asyncio.to_thread(keeper.acquire, self.lock_timeout)
+        self._controls.add(control)
+        try:
+            return await self._arun_locked(
+                rows,
+                full=full,
+                holder=holder,
+                progress=progress,
+                control=control,
+                run_id=run_id,
+            )
+        finally:
+            self._controls.discard(control)
+            keeper.release()
+
+    async def _arun_locked(
+        self,
+        rows: Any,
+        *,
+        full: bool,
+        holder: dict[str, SyncResult],
+        progress: ProgressArg,
+        control: RunControl,
+        run_id: str,
+    ) -> SyncResult:
         started = time.time()
         tally = _Tally(self.max_issue_details)
         store = self.state
+        self._check_destination(bind=True)
         store.save_run(
             RunRecord(
                 run_id=run_id,
@@ -879,6 +1054,7 @@ class Sync:
         warnings: list[str] = []
         type_issues: list[TypeIssue] = []
         error: str | None = None
+        cause: BaseException | None = None
         status: RunStatus = "failed"
         spool: _Spool | None = None
         interrupted = False
@@ -898,7 +1074,7 @@ class Sync:
             preflight = await self._preflight(create=True)
             warnings = list(preflight.warnings)
             spool = _Spool()
-            type_issues = await self._aload(rows, spool, tally, preflight)
+            type_issues = await self._aload(rows, spool, tally, preflight, control)
             tally.progress.start(tally.read, f"sync {self.name}")
             warnings += [issue.describe() for issue in type_issues]
             logger.info(
@@ -908,7 +1084,10 @@ class Sync:
                 tally.read,
                 tally.invalid,
             )
-            error = await self._execute(spool, tally, full)
+            if not control:
+                error = await self._execute(spool, tally, full, control)
+            else:
+                error = control.reason
             if error is not None:
                 status = "aborted"
             elif tally.rejected and not tally.added + tally.changed:
@@ -923,6 +1102,9 @@ class Sync:
         except KeyboardInterrupt:
             status, error, interrupted = "aborted", "interrupted (Ctrl-C)", True
             raise
+        except StateStoreError as exc:
+            # Not a crash of the run: it stops, with a result, like any other abort.
+            status, error, cause = "aborted", f"the state store failed: {exc}", exc
         except BaseException as exc:
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
@@ -986,14 +1168,22 @@ class Sync:
             # when an operator interrupted the run (nobody needs paging for their own Ctrl-C).
             if self.alerts is not None and not interrupted:
                 result.extras["alerts"] = await self.alerts.aevaluate(result, store)
-        if status == "aborted" and self.raise_on_abort:
-            raise SyncAbortedError(f"sync {self.name!r} stopped early: {error}", result=result)
+        if status == "aborted" and (self.raise_on_abort or control.signal is not None):
+            # A signal always raises: the process was asked to stop and must exit non-zero.
+            raise SyncAbortedError(
+                f"sync {self.name!r} stopped early: {error}", result=result, cause=cause
+            ) from cause
         return result
 
-    async def _execute(self, spool: _Spool, tally: _Tally, full: bool) -> str | None:
+    async def _execute(
+        self, spool: _Spool, tally: _Tally, full: bool, control: RunControl
+    ) -> str | None:
         """Stages 5-6: send the changed users concurrently; commit what the edge accepted.
 
-        Returns the reason the run stopped early, or ``None``.
+        Before a batch of users is sent, their state is written with the keys being sent marked
+        unknown (write-ahead); an acknowledgement commits the new values; any other outcome (a
+        rejection, a lost answer, a kill) leaves those keys unknown, so the next run sends them
+        whatever the source says by then. Returns the reason the run stopped early, or ``None``.
         """
         sender = self._sender
         owns_sender = sender is None
@@ -1004,26 +1194,25 @@ class Sync:
             if self.requests_per_second
             else None
         )
+        loop = asyncio.get_running_loop()
+        control.bind(loop)
         store, name = self.state, self.name
-        accepted: list[tuple[str, dict[str, str]]] = []
+        accepted: list[tuple[str, dict[str, str | None]]] = []
         failures: list[tuple[str, str]] = []
         clear: list[str] = []
         last_flush = time.monotonic()
-        abort: list[str] = []
-        attempted = 0
-        refused = 0
+        judge = _AbortRule(self.max_rejection_ratio, self.min_sample, self._edge_url())
         queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
 
-        # Commits run on one background thread, in order, so that SQLite writes do not hold
-        # the event loop while answers wait. One batch (at most 2 x commit_every users) is
-        # written while at most 2 x commit_every more are buffered; the rest is written in the
-        # ``finally`` below whatever happens. A hard kill resends at most those plus the
-        # requests in flight.
+        # Store writes run on one background thread, in order, so that they do not hold the
+        # event loop while answers wait: the write-ahead of each batch (awaited before the batch
+        # is sent) and the acknowledgements (one batch of at most 2 x commit_every users written
+        # while at most 2 x commit_every more are buffered; the rest in the ``finally`` below).
         committer = concurrent.futures.ThreadPoolExecutor(1, "personalize-commit")
         in_flight: list[concurrent.futures.Future[None]] = []
 
         def write(
-            acks: list[tuple[str, dict[str, str]]],
+            acks: list[tuple[str, dict[str, str | None]]],
             fails: list[tuple[str, str]],
             clears: list[str],
         ) -> None:
@@ -1034,12 +1223,26 @@ class Sync:
             if clears:
                 store.clear_failures(name, clears)
 
-        def take() -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, str]], list[str]]:
+        def take() -> tuple[
+            list[tuple[str, dict[str, str | None]]], list[tuple[str, str]], list[str]
+        ]:
             batch = (accepted[:], failures[:], clear[:])
             accepted.clear()
             failures.clear()
             clear.clear()
             return batch
+
+        store_failed = False
+
+        def check_written(future: concurrent.futures.Future[None]) -> None:
+            nonlocal store_failed
+            try:
+                future.result()
+            except StateStoreError as exc:
+                # What this batch acknowledged stays pending (unknown) in the store, so the next
+                # run sends it again; this run stops sending, since it can no longer record.
+                store_failed = True
+                control.stop(f"the state store failed: {exc}")
 
         def flush_in_background() -> None:
             nonlocal last_flush
@@ -1047,21 +1250,20 @@ class Sync:
                 buffered = len(accepted) + len(failures)
                 if not in_flight[0].done() and buffered < 2 * self.commit_every:
                     return  # keep buffering while the previous batch is written...
-                in_flight.pop().result()  # ...but never more than two batches' worth
+                check_written(in_flight.pop())  # ...but never more than two batches' worth
+            if store_failed:
+                return
             in_flight.append(committer.submit(write, *take()))
             last_flush = time.monotonic()
 
         def flush() -> None:
             """Write everything buffered, now, after any batch in flight."""
-            try:
-                while in_flight:
-                    in_flight.pop().result()
-            finally:
+            while in_flight:
+                check_written(in_flight.pop())
+            if not store_failed:
                 write(*take())
 
         def settle(work: _Work, outcome: SendOutcome) -> None:
-            nonlocal attempted, refused
-            attempted += 1
             if outcome.ok:
                 tally.progress.advance(1)
                 if work.first_time:
@@ -1071,65 +1273,84 @@ class Sync:
                 if work.retried:
                     tally.retried += 1
                 accepted.append((work.uid, work.new_state))
+                judge.success()
             else:
                 exc = outcome.error
                 if _is_systemic(exc):
                     tally.not_sent_row(work.row, work.uid, f"not sent: {exc}")
-                    if not abort:
-                        abort.append(f"{type(exc).__name__}: {exc}")
+                    control.stop(f"{type(exc).__name__}: {exc}")
                     return
-                refused += 1
                 if work.retried:
                     tally.retried += 1
                 reason = str(exc) if exc is not None else "failed"
                 tally.rejected_row(work.row, work.uid, exc, reason)
                 failures.append((work.uid, reason[:1000]))
-                if (
-                    attempted >= self.min_sample
-                    and refused / attempted > self.max_rejection_ratio
-                    and not abort
-                ):
-                    abort.append(
-                        f"{refused} of {attempted} requests failed, more than "
-                        f"{self.max_rejection_ratio:.0%}; last error: {reason}"
-                    )
+                verdict = judge.failure(exc, reason)
+                if verdict is not None:
+                    control.stop(verdict)
             if (
                 len(accepted) + len(failures) >= self.commit_every
                 or time.monotonic() - last_flush >= self.commit_interval
             ):
                 flush_in_background()
 
-        async def worker() -> None:
+        def not_sent(work: _Work) -> None:
+            tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({control.reason})")
+
+        async def send(work: _Work) -> SendOutcome:
             assert sender is not None
+            task = asyncio.current_task()
+            assert task is not None
+            control.track(task)
+            return await sender.send(work.uid, work.body)
+
+        async def worker() -> None:
             while True:
                 work = await queue.get()
                 if work is None:
                     return
-                if abort:
-                    tally.not_sent_row(
-                        work.row, work.uid, f"not sent: the run stopped ({abort[0]})"
-                    )
+                if control:
+                    not_sent(work)
                     continue
                 if limiter is not None:
                     await limiter.aacquire()
                 tally.requests += 1
-                outcome = await sender.send(work.uid, work.body)
+                try:
+                    # A task of its own, so that a stop's grace period can cancel the request
+                    # without cancelling the worker (which still has queued work to account).
+                    outcome = await asyncio.ensure_future(send(work))
+                except asyncio.CancelledError:
+                    if not control:
+                        raise
+                    tally.not_sent_row(
+                        work.row,
+                        work.uid,
+                        f"cancelled in flight: the run stopped ({control.reason}); the edge "
+                        "may have applied it, and the next run sends it again",
+                    )
+                    continue
                 settle(work, outcome)
 
         async def produce() -> None:
             produced = 0
-            for work in self._diff(spool, tally, full, clear):
-                if abort:
-                    tally.not_sent_row(
-                        work.row, work.uid, f"not sent: the run stopped ({abort[0]})"
-                    )
-                    continue
-                await queue.put(work)
-                produced += 1
-                if not produced % 64:
-                    # put() on a queue with room never yields: give the answers waiting in the
-                    # loop a turn, or a whole diff batch delays them (latency-bound runs).
-                    await asyncio.sleep(0)
+            for works in self._diff(spool, tally, full, clear):
+                if not control:
+                    # Write-ahead: these users' keys are pending before any of them is sent.
+                    entries = [(w.uid, w.pending_state()) for w in works]
+                    try:
+                        await loop.run_in_executor(committer, store.mark_pending, name, entries)
+                    except StateStoreError as exc:
+                        control.stop(f"the state store failed: {exc}")
+                for work in works:
+                    if control:
+                        not_sent(work)
+                        continue
+                    await queue.put(work)
+                    produced += 1
+                    if not produced % 64:
+                        # put() on a queue with room never yields: give the answers waiting in
+                        # the loop a turn, or a whole diff batch delays them (latency-bound runs).
+                        await asyncio.sleep(0)
             for _ in range(self.concurrency):
                 await queue.put(None)
 
@@ -1143,17 +1364,65 @@ class Sync:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            control.disarm()
             for task in tasks:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 flush()
+            except StateStoreError as exc:
+                # The acknowledgements not written stay pending (unknown) in the store: the
+                # next run sends those users again. The run itself is reported as stopped.
+                control.stop(f"the state store failed: {exc}")
             finally:
                 committer.shutdown(wait=True)
                 if owns_sender:
                     await sender.aclose()
-        return abort[0] if abort else None
+        return control.reason
+
+
+class _AbortRule:
+    """When a run should give up: more than ``ratio`` of the last ``window`` requests failed
+    (judged on a recent window, so a late outage stops a long run quickly), or
+    ``_CONNECT_FAILURES`` requests in a row could not reach the edge at all."""
+
+    def __init__(self, ratio: float, window: int, url: str) -> None:
+        self.ratio = ratio
+        self.window = window
+        self.url = url
+        self.recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self.failed = 0
+        self.unreachable = 0
+
+    def _push(self, failed: bool) -> None:
+        if len(self.recent) == self.window and self.recent[0]:
+            self.failed -= 1
+        self.recent.append(failed)
+        self.failed += failed
+
+    def success(self) -> None:
+        self._push(False)
+        self.unreachable = 0
+
+    def failure(self, exc: PersonalizeError | None, reason: str) -> str | None:
+        """Record a failed request; the reason to stop the run, if it should stop."""
+        self._push(True)
+        if isinstance(exc, APIConnectionError):
+            self.unreachable += 1
+            if self.unreachable >= _CONNECT_FAILURES:
+                return (
+                    f"cannot reach the Edge API at {self.url}: {self.unreachable} requests in a "
+                    f"row failed to connect; last error: {reason}"
+                )
+        else:
+            self.unreachable = 0
+        if len(self.recent) >= self.window and self.failed / len(self.recent) > self.ratio:
+            return (
+                f"{self.failed} of the last {len(self.recent)} requests failed, more than "
+                f"{self.ratio:.0%}; last error: {reason}"
+            )
+        return None
 
 
 def _is_systemic(exc: PersonalizeError | None) -> bool:

@@ -1,31 +1,35 @@
-"""Sync state: per user, the last attribute values the edge *accepted*, the failure count of users
-not yet accepted, the run history, small per-sync metadata (alert states), and the API exchanges
-a debugger chose to keep with a run (with a retention period).
+"""Sync state: per user, the last attribute values the edge *accepted* and the keys whose value on
+the edge is *unknown* (sent without an acknowledgement), the failure count of users not yet
+accepted, the run history, one lock per sync, small per-sync metadata (alert states, the
+destination), and the API exchanges a debugger chose to keep with a run (with a retention period).
 
 Two stores share one interface: :class:`SQLiteState` (a file; WAL, transactions, schema version)
 and :class:`MemoryState` (tests, notebooks, throwaway runs). Many syncs can share one store: every
-record is keyed by the sync's name.
+record is keyed by the sync's name. The protocol a run follows with them (write-ahead of pending
+keys, acknowledgements, the lock) is described in docs/guarantees.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StateStoreError
 
 logger = logging.getLogger("contentstack_personalize.sync")
 
 __all__ = [
     "ExchangeStore",
+    "LockInfo",
     "MemoryState",
     "RunRecord",
     "SQLiteState",
@@ -34,8 +38,9 @@ __all__ = [
     "open_state",
 ]
 
-#: Version 2 added the ``exchanges`` table (debugger persistence); version 1 files are migrated.
-SCHEMA_VERSION = 2
+#: Version 2 added the ``exchanges`` table (debugger persistence), version 3 the ``locks`` table
+#: (one run per sync) and unknown keys (``null`` in a user's ``attrs``); older files are migrated.
+SCHEMA_VERSION = 3
 #: Most exchanges ``exchanges()`` returns unless told otherwise.
 DEFAULT_EXCHANGE_LIMIT = 1000
 _QUERY_CHUNK = 900  # below SQLite's historical 999-parameter limit
@@ -45,7 +50,10 @@ _QUERY_CHUNK = 900  # below SQLite's historical 999-parameter limit
 class UserState:
     """What the store knows of one user for one sync.
 
-    ``attrs`` maps attribute key -> canonical JSON of the last value the edge accepted.
+    ``attrs`` maps attribute key -> canonical JSON of the last value the edge accepted, or
+    ``None`` when the edge's value is unknown: the key was sent and no acknowledgement was
+    recorded (a lost answer, a 5xx, a kill). Unknown keys are sent again on the next run
+    whatever the source says.
 
     Example::
 
@@ -54,9 +62,40 @@ class UserState:
             print(state.failed_attempts, state.last_error)
     """
 
-    attrs: dict[str, str]
+    attrs: dict[str, str | None]
     failed_attempts: int = 0
     last_error: str | None = None
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        """Keys whose value on the edge is unknown (pending or left by an unanswered send)."""
+        return [key for key, value in self.attrs.items() if value is None]
+
+    @property
+    def accepted(self) -> dict[str, str]:
+        """The keys the edge acknowledged, with their canonical JSON."""
+        return {key: value for key, value in self.attrs.items() if value is not None}
+
+
+@attrs.frozen(kw_only=True)
+class LockInfo:
+    """Who holds a sync's lock: the ``holder`` text its run gave (JSON with ``host``, ``pid``,
+    ``run_id``), since when and until when (Unix times) unless renewed."""
+
+    name: str
+    holder: str
+    acquired_at: float
+    expires_at: float
+
+    def describe(self) -> dict[str, Any]:
+        """The holder's fields plus ``since`` and ``expires`` (Unix times)."""
+        try:
+            data = json.loads(self.holder)
+        except ValueError:
+            data = {"holder": self.holder}
+        if not isinstance(data, dict):
+            data = {"holder": self.holder}
+        return {**data, "since": self.acquired_at, "expires": self.expires_at}
 
 
 @attrs.frozen(kw_only=True)
@@ -104,8 +143,18 @@ class StateStore(Protocol):
         """The known state of ``uids`` (users never seen are absent)."""
         ...
 
-    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
-        """Record users' new accepted attributes (the full set) and clear their failures."""
+    def mark_pending(
+        self, sync_name: str, pending: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Write-ahead, before a batch is sent: store each user's attributes (the full set) with
+        the keys about to be sent set to ``None`` (unknown). Failures are kept."""
+        ...
+
+    def commit(
+        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Record users' new attributes (the full set, acknowledged keys with their value) and
+        clear their failures."""
         ...
 
     def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
@@ -134,6 +183,20 @@ class StateStore(Protocol):
 
     def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
         """Set or (with ``None``) delete a per-sync value."""
+        ...
+
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> LockInfo | None:
+        """Take lock ``name`` for ``ttl`` seconds unless another holder has it and it has not
+        expired. Returns ``None`` when taken (or already ours), else the current holder. Never
+        waits for the lock (callers poll)."""
+        ...
+
+    def renew_lock(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend our lock by ``ttl`` seconds from now; ``False`` if it is no longer ours."""
+        ...
+
+    def release_lock(self, name: str, holder: str) -> None:
+        """Release lock ``name`` if ``holder`` has it (a no-op otherwise)."""
         ...
 
     def close(self) -> None:
@@ -203,6 +266,7 @@ class MemoryState:
         self._runs: dict[str, RunRecord] = {}
         self._meta: dict[tuple[str, str], str] = {}
         self._exchanges: list[tuple[str, str, dict[str, Any]]] = []
+        self._locks: dict[str, LockInfo] = {}
         self._lock = threading.Lock()
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
@@ -215,8 +279,20 @@ class MemoryState:
                     out[uid] = state
             return out
 
-    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
-        """Record users' new accepted attributes and clear their failures."""
+    def mark_pending(
+        self, sync_name: str, pending: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Write-ahead: users' attributes with the keys about to be sent unknown (``None``)."""
+        with self._lock:
+            for uid, attrs_ in pending:
+                old = self._users.get((sync_name, uid))
+                failed, error = (old.failed_attempts, old.last_error) if old else (0, None)
+                self._users[(sync_name, uid)] = UserState(dict(attrs_), failed, error)
+
+    def commit(
+        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Record users' new attributes and clear their failures."""
         with self._lock:
             for uid, attrs_ in accepted:
                 self._users[(sync_name, uid)] = UserState(dict(attrs_))
@@ -312,6 +388,35 @@ class MemoryState:
         with self._lock:
             return sum(1 for k in self._users if k[0] == sync_name)
 
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> LockInfo | None:
+        """Take lock ``name`` unless another live holder has it (see :class:`StateStore`)."""
+        now = time.time()
+        with self._lock:
+            current = self._locks.get(name)
+            if current is not None and current.holder != holder and current.expires_at > now:
+                return current
+            since = current.acquired_at if current and current.holder == holder else now
+            self._locks[name] = LockInfo(
+                name=name, holder=holder, acquired_at=since, expires_at=now + ttl
+            )
+            return None
+
+    def renew_lock(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend our lock; ``False`` if another holder has it now."""
+        with self._lock:
+            current = self._locks.get(name)
+            if current is None or current.holder != holder:
+                return False
+            self._locks[name] = attrs.evolve(current, expires_at=time.time() + ttl)
+            return True
+
+    def release_lock(self, name: str, holder: str) -> None:
+        """Release lock ``name`` if ``holder`` has it."""
+        with self._lock:
+            current = self._locks.get(name)
+            if current is not None and current.holder == holder:
+                del self._locks[name]
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -366,12 +471,54 @@ CREATE INDEX IF NOT EXISTS exchanges_by_uid ON exchanges (sync_name, uid, time);
 CREATE INDEX IF NOT EXISTS exchanges_by_time ON exchanges (time);
 """
 
+# Version 3: one lease per lock name (a sync's name): who holds it and until when.
+_LOCKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
 #: ``{from_version: statements}``: each step brings a file from that version to the next.
-_MIGRATIONS: dict[int, str] = {1: _EXCHANGES_SCHEMA}
+_MIGRATIONS: dict[int, str] = {1: _EXCHANGES_SCHEMA, 2: _LOCKS_SCHEMA}
+
+#: SQLite's header: the first 16 bytes of every database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _statements(script: str) -> list[str]:
     return [part for part in script.split(";") if part.strip()]
+
+
+def _store_error(path: str, exc: sqlite3.Error, timeout: float) -> StateStoreError:
+    """A :class:`StateStoreError` that says what went wrong with the file and what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        advice = (
+            f"another process held the state file's write lock for more than {timeout:g} s; "
+            "find it (another sync or a tool with the file open) or raise SQLiteState(timeout=)"
+        )
+    elif "readonly" in low or "read-only" in low:
+        advice = (
+            "the state file (or its directory, where SQLite writes its -wal and -shm files) is "
+            "read-only; make both writable or point state= at a writable place"
+        )
+    elif "full" in low or "too big" in low or "disk i/o" in low:
+        advice = (
+            "the disk (or the process's file-size limit) is full; free space or point state= "
+            "at a file on another disk. What was acknowledged before is kept"
+        )
+    elif "malformed" in low or "not a database" in low or "corrupt" in low:
+        advice = (
+            "the state file is damaged; restore it from a backup, or point state= at a new file "
+            "(the first run then sends every user again)"
+        )
+    else:
+        advice = "check the file and its disk"
+    return StateStoreError(f"state store {path!r}: {text}: {advice}")
 
 
 class SQLiteState:
@@ -379,12 +526,22 @@ class SQLiteState:
     acknowledgements in one transaction, and a schema version checked on open.
 
     Several syncs (and several processes, one run per sync at a time) can share one file.
+    ``timeout`` bounds every wait for the file's write lock held by another process (and for
+    this object's own lock between threads); past it an operation raises
+    :class:`~contentstack_personalize.errors.StateStoreError`.
 
     Example: ``Sync(client, match_on="id", mapping={...}, state="personalize_state.db")``
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
+        if not self.path:
+            raise ConfigurationError(
+                "the state store path is empty; pass a file name (e.g. state='personalize.db'), "
+                "or state=None for a store that lives only in this process"
+            )
+        self.timeout = timeout
+        self._check_header()
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, check_same_thread=False, isolation_level=None
@@ -406,10 +563,32 @@ class SQLiteState:
             self._db.close()
             raise
 
+    def _check_header(self) -> None:
+        """Refuse a file that is not an SQLite database before SQLite touches it."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            raise ConfigurationError(
+                f"the state store {self.path!r} is a directory; point state= at a file in it, "
+                f"e.g. {os.path.join(self.path, 'personalize_state.db')!r}"
+            ) from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the state store {self.path!r}: {exc}; check its permissions"
+            ) from exc
+        if head and head != _SQLITE_MAGIC:
+            raise ConfigurationError(
+                f"{self.path!r} is not a usable state store (not an SQLite database); it was "
+                "left untouched: point state= at a new file"
+            )
+
     def _init(self) -> None:
         db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # Every check that may refuse the file happens before anything writes to it (the WAL
+        # pragma rewrites the header), so a refused file is left exactly as it was.
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version > SCHEMA_VERSION:
@@ -429,9 +608,11 @@ class SQLiteState:
                 "released version of this library and cannot be read safely; point state= at a "
                 "new file (the first run then sends every user again)"
             )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         if version == 0:
             with self._transaction():
-                for statement in _statements(_SCHEMA + _EXCHANGES_SCHEMA):
+                for statement in _statements(_SCHEMA + _EXCHANGES_SCHEMA + _LOCKS_SCHEMA):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             return
@@ -450,35 +631,44 @@ class SQLiteState:
                 SCHEMA_VERSION,
             )
 
-    class _Tx:
-        def __init__(self, store: SQLiteState) -> None:
-            self.store = store
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """This object's lock (bounded by ``timeout``) with SQLite errors turned into
+        :class:`StateStoreError`."""
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StateStoreError(
+                f"state store {self.path!r}: another thread of this process used it for more "
+                f"than {self.timeout:g} s; raise SQLiteState(timeout=) if that is expected"
+            )
+        try:
+            yield self._db
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc, self.timeout) from exc
+        finally:
+            self._lock.release()
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
-            self.store._db.execute("BEGIN IMMEDIATE")
-            return self.store._db
-
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``BEGIN IMMEDIATE`` takes the file's write lock (waiting up to
+        ``timeout`` for another process); if it cannot, nothing is held afterwards."""
+        with self._locked() as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                if exc_type is None:
-                    self.store._db.execute("COMMIT")
-                else:
-                    self.store._db.execute("ROLLBACK")
-            finally:
-                self.store._lock.release()
-
-    def _transaction(self) -> SQLiteState._Tx:
-        return SQLiteState._Tx(self)
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
         """The known state of ``uids`` (users never seen are absent)."""
         out: dict[str, UserState] = {}
-        with self._lock:
+        with self._locked() as db:
             for start in range(0, len(uids), _QUERY_CHUNK):
                 part = uids[start : start + _QUERY_CHUNK]
                 marks = ",".join("?" * len(part))
-                cursor = self._db.execute(
+                cursor = db.execute(
                     "SELECT uid, attrs, failed_attempts, last_error FROM user_state "
                     f"WHERE sync_name = ? AND uid IN ({marks})",
                     (sync_name, *part),
@@ -487,22 +677,43 @@ class SQLiteState:
                     out[uid] = UserState(json.loads(attrs_text), failed, error)
         return out
 
-    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str]]]) -> None:
-        """Record users' new accepted attributes and clear their failures."""
+    @staticmethod
+    def _attrs_rows(
+        sync_name: str, users: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> list[tuple[str, str, str, float]]:
+        now = time.time()
+        return [
+            (sync_name, uid, json.dumps(attrs_, ensure_ascii=False, separators=(",", ":")), now)
+            for uid, attrs_ in users
+        ]
+
+    def mark_pending(
+        self, sync_name: str, pending: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Write-ahead: users' attributes with the keys about to be sent unknown (``None``)."""
+        if not pending:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, last_error, "
+                "updated_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (sync_name, uid) DO UPDATE "
+                "SET attrs = excluded.attrs, updated_at = excluded.updated_at",
+                self._attrs_rows(sync_name, pending),
+            )
+
+    def commit(
+        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Record users' new attributes and clear their failures."""
         if not accepted:
             return
-        now = time.time()
-        rows = [
-            (sync_name, uid, json.dumps(attrs_, ensure_ascii=False, separators=(",", ":")), now)
-            for uid, attrs_ in accepted
-        ]
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, last_error, "
                 "updated_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (sync_name, uid) DO UPDATE "
                 "SET attrs = excluded.attrs, failed_attempts = 0, last_error = NULL, "
                 "updated_at = excluded.updated_at",
-                rows,
+                self._attrs_rows(sync_name, accepted),
             )
 
     def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
@@ -530,6 +741,37 @@ class SQLiteState:
                 [(sync_name, uid) for uid in uids],
             )
 
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> LockInfo | None:
+        """Take lock ``name`` unless another live holder has it (see :class:`StateStore`)."""
+        with self._transaction() as db:
+            now = time.time()
+            row = db.execute(
+                "SELECT holder, acquired_at, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and row[2] > now:
+                return LockInfo(name=name, holder=row[0], acquired_at=row[1], expires_at=row[2])
+            since = row[1] if row is not None and row[0] == holder else now
+            db.execute(
+                "INSERT OR REPLACE INTO locks (name, holder, acquired_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (name, holder, since, now + ttl),
+            )
+            return None
+
+    def renew_lock(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend our lock; ``False`` if another holder has it now."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND holder = ?",
+                (time.time() + ttl, name, holder),
+            )
+            return cursor.rowcount == 1
+
+    def release_lock(self, name: str, holder: str) -> None:
+        """Release lock ``name`` if ``holder`` has it."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
+
     def forget(self, sync_name: str) -> None:
         """Drop all user state of one sync (its history stays)."""
         with self._transaction() as db:
@@ -554,8 +796,8 @@ class SQLiteState:
 
     def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
         """The latest runs of a sync, newest first."""
-        with self._lock:
-            cursor = self._db.execute(
+        with self._locked() as db:
+            cursor = db.execute(
                 "SELECT run_id, sync_name, started_at, finished_at, status, counts, error "
                 "FROM runs WHERE sync_name = ? ORDER BY started_at DESC LIMIT ?",
                 (sync_name, limit),
@@ -575,8 +817,8 @@ class SQLiteState:
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
         """A small per-sync value, or ``None``."""
-        with self._lock:
-            row = self._db.execute(
+        with self._locked() as db:
+            row = db.execute(
                 "SELECT value FROM sync_meta WHERE sync_name = ? AND key = ?", (sync_name, key)
             ).fetchone()
         return None if row is None else str(row[0])
@@ -643,8 +885,8 @@ class SQLiteState:
             params.append(uid)
         if failed_only:
             where.append("ok = 0")
-        with self._lock:
-            cursor = self._db.execute(
+        with self._locked() as db:
+            cursor = db.execute(
                 f"SELECT record FROM exchanges WHERE {' AND '.join(where)} "
                 "ORDER BY time DESC, seq DESC, id DESC LIMIT ?",
                 (*params, limit),
@@ -661,8 +903,8 @@ class SQLiteState:
 
     def user_count(self, sync_name: str) -> int:
         """How many users the store knows for ``sync_name``."""
-        with self._lock:
-            row = self._db.execute(
+        with self._locked() as db:
+            row = db.execute(
                 "SELECT count(*) FROM user_state WHERE sync_name = ?", (sync_name,)
             ).fetchone()
         return int(row[0])
@@ -677,13 +919,26 @@ class SQLiteState:
 
 
 def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[StateStore, bool]:
-    """Turn the ``state=`` argument into a store; the flag says whether we own (and close) it."""
+    """Turn the ``state=`` argument into a store; the flag says whether we own (and close) it.
+
+    ``None`` and ``":memory:"`` give a :class:`MemoryState`; a path or an ``sqlite:///path`` URL
+    an :class:`SQLiteState`; an empty text is refused (it would silently be a throwaway store).
+    """
     if state is None:
         return MemoryState(), True
     if isinstance(state, (str, os.PathLike)):
-        if os.fspath(state) == ":memory:":
+        text = os.fsdecode(os.fspath(state))
+        if text.startswith("sqlite://"):
+            text = text[len("sqlite://") :]
+            text = text[1:] if text.startswith("/") else text  # sqlite:///rel, sqlite:////abs
+        if not text.strip():
+            raise ConfigurationError(
+                "state is empty text; pass a file path (state='personalize_state.db'), "
+                "or state=None for a store that lives only in this process"
+            )
+        if text == ":memory:":
             return MemoryState(), True
-        return SQLiteState(state), True
+        return SQLiteState(text), True
     if isinstance(state, StateStore):
         return state, False
     raise ConfigurationError(

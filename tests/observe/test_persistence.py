@@ -182,7 +182,7 @@ class TestSchemaMigration:
         assert len(store.exchanges("s")) == 1
         store.close()
         version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-        assert version == _state.SCHEMA_VERSION == 2
+        assert version == _state.SCHEMA_VERSION == 3
         # Opening the migrated file again is a no-op that keeps everything.
         again = SQLiteState(path)
         assert len(again.exchanges("s")) == 1
@@ -193,12 +193,12 @@ class TestSchemaMigration:
         db = sqlite3.connect(tmp_path / "new.db")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"user_state", "runs", "sync_meta", "exchanges"} <= tables
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
     def test_a_newer_file_is_still_refused(self, tmp_path: Path) -> None:
         path = tmp_path / "v3.db"
         db = sqlite3.connect(path)
-        db.execute("PRAGMA user_version=3")
+        db.execute("PRAGMA user_version=4")
         db.close()
         with pytest.raises(ConfigurationError, match="newer version"):
             SQLiteState(path)

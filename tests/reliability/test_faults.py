@@ -230,7 +230,7 @@ def test_total_outage_mid_run_aborts_cleanly_and_next_run_finishes(tmp_path: Any
         store = SQLiteState(state_path)
         want = expected(rows)
         held = store.load(sync.name, list(want))
-        synced = {uid for uid, st in held.items() if st.attrs}
+        synced = {uid for uid, st in held.items() if st.accepted}  # unknown keys claim nothing
         assert synced == set(emulator.users())
         store.close()
 

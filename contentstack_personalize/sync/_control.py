@@ -1,0 +1,269 @@
+"""Controlling one run from outside its coroutine: stop requests (SIGTERM, ``Sync.stop()``, a
+lost lock), the grace period for requests in flight, and the lock that keeps one run per sync.
+
+A stop is cooperative: the run stops producing requests at once, lets the requests in flight
+finish for up to ``grace`` seconds, then cancels them; what the edge acknowledged is committed,
+and keys sent without an answer stay *unknown* in the state, so the next run sends them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..errors import StateStoreError, SyncInProgressError
+from ._state import LockInfo, StateStore
+
+__all__ = ["LockKeeper", "RunControl", "handle_sigterm", "ahandle_sigterm"]
+
+logger = logging.getLogger("contentstack_personalize.sync")
+
+
+class RunControl:
+    """The stop switch of one run, safe to flip from any thread or a signal handler."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.reason: str | None = None
+        self.signal: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._cancel_handle: asyncio.TimerHandle | None = None
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop whose tasks a stop cancels after the grace period."""
+        self._loop = loop
+        if self.reason is not None:
+            loop.call_soon_threadsafe(self._arm)
+
+    def stop(self, reason: str, *, signal_name: str | None = None) -> None:
+        """Ask the run to stop (first reason wins). Thread-safe; callable from a signal handler."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.signal = signal_name
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._arm)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """A task sending a request: cancelled if still running ``grace`` seconds after a stop."""
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def _arm(self) -> None:
+        if self._cancel_handle is None and self._loop is not None:
+            self._cancel_handle = self._loop.call_later(self.grace, self._cancel_in_flight)
+
+    def _cancel_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+
+    def disarm(self) -> None:
+        if self._cancel_handle is not None:
+            self._cancel_handle.cancel()
+            self._cancel_handle = None
+
+
+def _sigterm_is_default() -> bool:
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+
+
+@contextlib.contextmanager
+def handle_sigterm(control: RunControl) -> Iterator[None]:
+    """For a blocking run: turn SIGTERM into a graceful stop while the run goes.
+
+    Only where SIGTERM still has its default action (terminate) and only on the main thread: an
+    application that installed its own handler keeps it (it can call ``Sync.stop()``).
+    """
+    if not _sigterm_is_default():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        control.stop("stopped by SIGTERM", signal_name="SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def ahandle_sigterm(control: RunControl, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """For ``arun``: the same rule as :func:`handle_sigterm`, through the loop's own signal
+    handling (which works on uvloop too)."""
+    if not _sigterm_is_default():
+        yield
+        return
+    try:
+        loop.add_signal_handler(
+            signal.SIGTERM,
+            lambda: control.stop("stopped by SIGTERM", signal_name="SIGTERM"),
+        )
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals on this loop
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------------------------------
+# The lock: one run per sync name at a time
+# ---------------------------------------------------------------------------------------------
+
+
+def _namespace() -> str:
+    """What tells two processes with the same host name apart (containers): the boot id and
+    the PID namespace on Linux, empty elsewhere."""
+    parts = []
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id") as f:
+        parts.append(f.read().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return "/".join(parts)
+
+
+_HOST = socket.gethostname()
+_NAMESPACE = _namespace()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _holder_is_dead(info: LockInfo) -> bool:
+    """Whether the holder was a process on this machine that no longer exists."""
+    data = info.describe()
+    pid = data.get("pid")
+    return (
+        data.get("host") == _HOST
+        and data.get("ns") == _NAMESPACE
+        and isinstance(pid, int)
+        and pid != os.getpid()
+        and not _pid_alive(pid)
+    )
+
+
+class LockKeeper:
+    """Takes a sync's lock, keeps it alive from a background thread, and releases it.
+
+    The lock is a lease: ``ttl`` seconds, renewed every ``ttl / 4``. A holder that dies stops
+    renewing and its lease expires; a holder that was a process on this machine is recognised
+    as dead at once (its PID is gone). If the lease is lost anyway (the process was suspended
+    past ``ttl`` and another run took over), ``on_lost`` is called so the run stops.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        name: str,
+        run_id: str,
+        *,
+        ttl: float,
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.ttl = ttl
+        self.on_lost = on_lost
+        self.holder = json.dumps(
+            {"host": _HOST, "pid": os.getpid(), "run_id": run_id, "ns": _NAMESPACE},
+            separators=(",", ":"),
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, timeout: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; else raise
+        :class:`SyncInProgressError` naming the holder."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.store.acquire_lock(self.name, self.holder, self.ttl)
+            if current is None:
+                break
+            if _holder_is_dead(current):
+                logger.warning(
+                    "sync %r: the lock was held by process %s, which is gone; taking it over",
+                    self.name,
+                    current.describe().get("pid"),
+                )
+                self.store.release_lock(self.name, current.holder)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                info = current.describe()
+                raise SyncInProgressError(
+                    f"sync {self.name!r} is already running (run {info.get('run_id')} of process "
+                    f"{info.get('pid')} on {info.get('host')}, since "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(current.acquired_at))}); "
+                    "two runs at once would overwrite each other's state. Wait for it, or pass "
+                    "Sync(lock_timeout=seconds) to wait for the lock; a holder that died frees it "
+                    f"within {self.ttl:g} s",
+                    holder=info,
+                )
+            sleep(min(0.5, left))
+        self._thread = threading.Thread(
+            target=self._renew, name=f"personalize-lock-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self) -> None:
+        every = self.ttl / 4
+        while not self._stop.wait(every):
+            try:
+                kept = self.store.renew_lock(self.name, self.holder, self.ttl)
+            except StateStoreError as exc:
+                logger.warning("sync %r: could not renew the run's lock: %s", self.name, exc)
+                continue  # the lease is still ours until it expires; try again
+            except Exception:  # a closed store at the very end of a run
+                if self._stop.is_set():
+                    return
+                logger.exception("sync %r: could not renew the run's lock", self.name)
+                continue
+            if not kept:
+                self.on_lost(
+                    f"lost the sync's lock (this process was paused for more than {self.ttl:g} s "
+                    "and another run took over); stopping so the two do not overwrite each other"
+                )
+                return
+
+    def release(self) -> None:
+        """Stop renewing and release the lock (errors are logged: the lease expires anyway)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.store.release_lock(self.name, self.holder)
+        except Exception:
+            logger.warning(
+                "sync %r: could not release the run's lock; it expires within %g s",
+                self.name,
+                self.ttl,
+                exc_info=True,
+            )
