@@ -1,34 +1,47 @@
 # Two commands matter (see README): `make sync` runs a real sync against the bundled emulator,
 # `make test` runs the whole suite plus ruff and mypy --strict. Both create or reuse .venv.
+# Each installs what it needs and no more: `make sync` the package alone (its runtime
+# dependencies), `make test` adds the [dev] extra (test tools, pandas/polars/pyarrow, docs,
+# ruff, mypy) to the same .venv. A stamp per level redoes an install only when
+# pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+BASE_STAMP := $(VENV)/.stamp-base
+DEV_STAMP := $(VENV)/.stamp-dev
 
 .PHONY: venv sync test lint typecheck pytest docs clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# The package and its runtime dependencies: all the quickstart needs.
+$(BASE_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# Everything `make test` runs; it includes the package, so the base stamp is fresh too.
+$(DEV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(BASE_STAMP) $@
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
-sync: $(STAMP)
+sync: $(BASE_STAMP)
 	$(PY) examples/quickstart.py
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check contentstack_personalize tests examples benchmarks
 	$(PY) -m ruff format --check contentstack_personalize tests examples benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(PY) -m mypy --strict contentstack_personalize
 
-pytest: $(STAMP)
+pytest: $(DEV_STAMP)
 	$(PY) -m pytest
 
-docs: $(STAMP)
+docs: $(DEV_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 test: lint typecheck pytest docs

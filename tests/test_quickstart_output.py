@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "quickstart.md"
@@ -109,6 +112,53 @@ def test_normalise_keeps_counts_and_words() -> None:
     assert normalise(a) == normalise(b)
     assert normalise(a) != normalise(a.replace("changed 2", "changed 3"))
     assert normalise(a) != normalise(a.replace("succeeded", "partially failed"))
+
+
+#: What the [dev] extra brings and the quickstart must not need.
+NOT_NEEDED = ["pandas", "polars", "pyarrow", "numpy", "tqdm", "pytest", "respx", "hypothesis"]
+
+
+def test_the_quickstart_needs_only_the_runtime_dependencies(tmp_path: Path) -> None:
+    """``make sync`` installs the package alone; the quickstart must run without any extra."""
+    blocker = (
+        "import runpy, sys\n"
+        f"sys.modules.update(dict.fromkeys({NOT_NEEDED!r}))\n"  # importing them fails
+        f"sys.argv = [{str(SCRIPT)!r}]\n"
+        f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTSTACK_")}
+    done = subprocess.run(
+        [sys.executable, "-c", blocker],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "In Personalize now, user u00001:" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_sync_installs_no_extra_and_make_test_installs_dev() -> None:
+    """What ``make`` would run from scratch (``-n -B``: print, do not run)."""
+
+    def plan(target: str) -> list[str]:
+        done = subprocess.run(
+            ["make", "-n", "-B", target],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [line for line in done.stdout.splitlines() if "pip install" in line]
+
+    sync_installs = plan("sync")
+    assert any(line.endswith("pip install --quiet -e .") for line in sync_installs)
+    assert not any("[" in line for line in sync_installs), sync_installs
+    assert any("-e '.[dev]'" in line for line in plan("test"))
 
 
 if __name__ == "__main__":
