@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import httpx
 
-from ._http import DEFAULT_RETRY, RetryPolicy, user_uid_problem
+from ._http import DEFAULT_RETRY, RetryPolicy, header_problem, user_uid_problem
 from ._version import __version__
 from .errors import ConfigurationError
 from .regions import Region
@@ -73,7 +73,12 @@ class ClientConfig:
             "X-User-Agent": USER_AGENT,
             "Accept": "application/json, text/plain;q=0.9, */*;q=0.1",
         }
-        headers.update(self.headers)
+        for name, value in self.headers.items():
+            # A configured header replaces a default of the same name, whatever its casing
+            # (never two User-Agent lines).
+            for default in [k for k in headers if k.lower() == name.lower()]:
+                del headers[default]
+            headers[name] = value
         return headers
 
 
@@ -134,6 +139,10 @@ def resolve_config(
         raise ConfigurationError("management_rate_limit must be positive, or None to disable it")
     if max_body_bytes < 0:
         raise ConfigurationError("max_body_bytes must not be negative")
+    for name, value in (headers or {}).items():
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ConfigurationError(f"{problem}; fix headers= (nothing was sent)")
     return ClientConfig(
         project_uid=project_uid or None,
         region=reg,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -33,7 +35,9 @@ __all__ = [
     "ExchangeHook",
     "RateLimiter",
     "RetryPolicy",
+    "check_header",
     "check_user_uid",
+    "connect_failure",
     "redact_body",
     "redact_headers",
     "shared_rate_limiter",
@@ -72,14 +76,54 @@ _SECRET_QUOTED_RE = re.compile(
 _SECRET_LINE_RE = re.compile(r"(?im)^(\s*(?:" + _ALL_SECRET_NAMES + r")\s*:\s*)(?!\[REDACTED\]).+$")
 
 
-def redact_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]:
-    """A copy of ``headers`` with credential values replaced by ``[REDACTED]``."""
-    return {
-        k: (REDACTED if k.lower() in SECRET_HEADERS else v)
-        for k, v in (
-            headers.multi_items() if isinstance(headers, httpx.Headers) else headers.items()
+def redact_headers(
+    headers: Mapping[str, str] | httpx.Headers | list[tuple[str, str]],
+) -> dict[str, str]:
+    """A copy of ``headers`` with lowercase names (one casing for every API and sender) and
+    credential values replaced by ``[REDACTED]``."""
+    if isinstance(headers, httpx.Headers):
+        items: Any = headers.multi_items()
+    elif isinstance(headers, list):
+        items = headers
+    else:
+        items = headers.items()
+    out: dict[str, str] = {}
+    for k, v in items:
+        name = k.lower()
+        out[name] = REDACTED if name in SECRET_HEADERS else v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Header names and values
+# ---------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_problem(name: object, value: object) -> str | None:
+    """Why ``name: value`` cannot be sent as an HTTP header, or ``None`` when it can. The value
+    is never quoted (it may be a credential)."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        return f"header name {name!r} is not a valid HTTP token (letters, digits, -_.!#$%&'*+^`|~)"
+    if not isinstance(value, str):
+        return f"header {name!r} must have a string value, not {type(value).__name__}"
+    if _BAD_VALUE.search(value):
+        return (
+            f"header {name!r} has a line break or control character in its value, which would "
+            "let it write other headers"
         )
-    }
+    if not value.isascii():
+        return f"header {name!r} has a non-ASCII value; HTTP header values must be ASCII"
+    return None
+
+
+def check_header(name: object, value: object) -> None:
+    """Raise :class:`ConfigurationError` when ``name: value`` is not a sendable header."""
+    problem = header_problem(name, value)
+    if problem is not None:
+        raise ConfigurationError(f"{problem}; fix the client's headers=")
 
 
 def redact_body(text: str) -> str:
@@ -229,6 +273,19 @@ class RetryPolicy:
             return self.retry_connection_errors
         return False
 
+    def connect_attempts(self, exc: BaseException) -> int | None:
+        """How many attempts a connection-level failure gets, when it differs from
+        ``max_attempts``: a refused connection or an unresolvable host gets
+        :data:`SYSTEMIC_CONNECT_ATTEMPTS` quick ones (such failures are systemic: burning the
+        whole backoff schedule on each request only delays the run's abort), a failed
+        certificate check one (it cannot fix itself)."""
+        kind = connect_failure(exc)
+        if kind == "tls":
+            return 1
+        if kind is not None:
+            return min(self.max_attempts, SYSTEMIC_CONNECT_ATTEMPTS)
+        return None
+
     def next_delay(
         self,
         attempt: int,
@@ -247,6 +304,11 @@ class RetryPolicy:
         if exc is not None:
             if not self.retryable_exception(exc):
                 return None
+            limit = self.connect_attempts(exc)
+            if limit is not None:
+                if attempt >= limit:
+                    return None
+                return min(self.backoff(attempt, rng), SYSTEMIC_CONNECT_DELAY)
         elif status_code is None or not self.retryable_status(status_code):
             return None
         server_wait = parse_retry_after(retry_after)
@@ -256,6 +318,35 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+#: Attempts for a refused connection or an unresolvable host (see ``connect_attempts``).
+SYSTEMIC_CONNECT_ATTEMPTS = 2
+#: The longest wait before that second attempt, in seconds.
+SYSTEMIC_CONNECT_DELAY = 0.25
+
+
+def connect_failure(exc: BaseException) -> Literal["refused", "dns", "tls"] | None:
+    """What kind of connection-level failure ``exc`` (an ``httpx.ConnectError``, from either
+    sender) is: ``"refused"``, ``"dns"`` (the host did not resolve), ``"tls"`` (the certificate
+    check failed), or ``None`` for anything else, including every failure after connecting."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        cur = stack.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return "tls"
+        if isinstance(cur, ConnectionRefusedError):
+            return "refused"
+        if isinstance(cur, socket.gaierror):
+            return "dns"
+        stack.extend((cur.__cause__, cur.__context__))
+        stack.extend(getattr(cur, "exceptions", ()))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

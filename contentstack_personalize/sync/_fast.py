@@ -1,16 +1,37 @@
 """A lean HTTP/1.1 keep-alive client on ``asyncio.Protocol`` for the Edge fan-out.
 
 Owns: :class:`FastEdgeSender`, which sends ``PATCH /user-attributes`` requests over a pool of
-persistent connections to the edge host, and the raw-bytes exchange records it hands to the
-client's observers. It exists because the sync engine's hot path is nothing but one small PATCH
-per user, and httpx's general client layer costs far more CPU per request than the HTTP itself
-(see ``docs/performance.md``).
+persistent connections to the edge host, and the raw exchange records it hands to the client's
+observers. It exists because the sync engine's hot path is nothing but one small PATCH per user,
+and httpx's general client layer costs far more CPU per request than the HTTP itself (see
+``docs/performance.md``).
+
+Answers are parsed by a maintained HTTP parser, never by hand: ``httptools`` (llhttp, the parser
+uvicorn and Node.js use) when it is installed (``pip install contentstack-personalize[fast]``),
+else ``h11`` (which httpx itself depends on, so it is always there).
 
 It keeps every promise the httpx path makes: the client's base URL, headers, timeouts, TLS
-settings (``verify``: on by default, the same certificate store httpx uses), retry policy
-(backoff, ``Retry-After``, the ``sleep`` switch), exchange hooks with redaction, DEBUG logs and
-typed errors. It only speaks to the edge directly: ``make_sender`` never picks it when the client
-has a custom transport or ``http_client``, or when a proxy environment variable applies.
+settings (``verify``: on by default, the same certificate store httpx uses), retry policy (the
+one core in ``_http.py``), exchange hooks with redaction, DEBUG logs and typed errors. It works
+on any asyncio event loop (uvloop included). It only speaks to the edge directly: ``make_sender``
+never picks it when the client has a custom transport or ``http_client``, or when a proxy
+applies (the same rule httpx uses, see ``proxy_for``).
+
+Network behaviour, each a deliberate choice:
+
+- **Address fallback (Happy Eyeballs, RFC 8305):** every address the host resolves to is tried,
+  families interleaved, a new attempt starting every 250 ms while earlier ones are still
+  pending; the first to connect wins. A dead CDN node or a broken IPv6 path costs 250 ms, not a
+  timeout.
+- **Stale connections:** an idle connection is checked before reuse (readable while idle means
+  the server closed it or is out of step: it is dropped). A request on a reused connection that
+  gets no byte of answer is resent once on a new connection without counting as an attempt.
+- **Timeouts:** the connect timeout covers resolving, connecting and the TLS handshake; the read
+  timeout is a deadline for the whole answer, so a server trickling bytes cannot hold a request
+  forever.
+- **Connection-level failures** (refused, unresolvable host, TLS) are ``APIConnectionError``
+  naming the URL and the cause; the retry core gives a refused connection or an unresolvable
+  host only two quick attempts, and a failed certificate check none (see ``RetryPolicy``).
 """
 
 from __future__ import annotations
@@ -18,40 +39,67 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
+import socket
 import ssl
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
-from .._http import Exchange, _body_text, describe_exception, redact_headers, transport_error
-from ..errors import PersonalizeError, error_from_response
+from .._http import (
+    Exchange,
+    _body_text,
+    check_header,
+    describe_exception,
+    redact_headers,
+    transport_error,
+)
+from ..errors import ConfigurationError, PersonalizeError, error_from_response
 from ._sender import SendOutcome
 
 if TYPE_CHECKING:
     from ..client import _ClientCore
 
-__all__ = ["FastEdgeSender"]
+__all__ = ["FastEdgeSender", "ParserKind", "available_parsers"]
 
 logger = logging.getLogger("contentstack_personalize.http")
+
+ParserKind = Literal["auto", "httptools", "h11"]
 
 #: How the sender waits between attempts (tests replace it to see the delays without waiting).
 _sleep = asyncio.sleep
 
-#: A keep-alive connection idle for longer than this may have been closed by the server just as
-#: we reused it; a request on it that gets no answer at all is resent once on a fresh connection
-#: without counting as an attempt. On a busy connection the same silence is a real failure
-#: (a drop), which the retry policy and the exchange hooks see.
-_STALE_AFTER = 1.0
+#: RFC 8305's recommended "Connection Attempt Delay".
+_HAPPY_EYEBALLS_DELAY = 0.25
 
+#: The largest answer head (status line and headers) accepted, however it arrives.
 _MAX_HEAD = 64 * 1024
-_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def available_parsers() -> list[str]:
+    """The answer parsers this installation can use, preferred first.
+
+    Example::
+
+        available_parsers()   # ['httptools', 'h11'] with the [fast] extra, else ['h11']
+    """
+    found = []
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        found.append("httptools")
+    found.append("h11")
+    return found
 
 
 class _Failure(Exception):
     """A transport failure inside the protocol, turned into an httpx exception by its kind so
-    that ``RetryPolicy`` and ``transport_error`` treat it exactly like the httpx path."""
+    that the retry core and ``transport_error`` treat it exactly like the httpx path."""
 
 
 class _Stale(Exception):
@@ -61,7 +109,9 @@ class _Stale(Exception):
 class _Response:
     __slots__ = ("body", "keep_alive", "raw_headers", "status")
 
-    def __init__(self, status: int, raw_headers: str, body: bytes, keep_alive: bool) -> None:
+    def __init__(
+        self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+    ) -> None:
         self.status = status
         self.raw_headers = raw_headers
         self.body = body
@@ -69,91 +119,238 @@ class _Response:
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        out = []
-        for line in self.raw_headers.split("\r\n"):
-            name, sep, value = line.partition(":")
-            if sep:
-                out.append((name.strip(), value.strip()))
-        return out
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers]
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
+        wanted = name.encode("latin-1")
+        for key, value in self.raw_headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer readers: the same small interface over httptools and h11
+# ---------------------------------------------------------------------------------------------
+
+
+class _HttptoolsReader:
+    """Feeds answer bytes to llhttp (``httptools``) and hands complete answers to the
+    connection. Interim answers (100 Continue, 103 Early Hints) are skipped."""
+
+    __slots__ = ("_body", "_conn", "_delimited", "_done", "_head", "_headers", "_keep", "_parser")
+
+    def __init__(self, conn: _Connection, sender: FastEdgeSender) -> None:
+        import httptools
+
+        self._conn = conn
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body = bytearray()
+        self._head = 0  # bytes of the current answer's head seen so far
+        self._done = False  # the current answer's head is complete
+        self._delimited = False  # Content-Length or Transfer-Encoding seen
+        self._keep = True
+
+    def start(self, user_uid: str, body: bytes) -> None:
+        self._head = 0
+        self._done = False
+
+    def feed(self, data: bytes) -> None:
+        import httptools
+
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Failure):
+                raise cause from None
+            raise _Failure("protocol", f"malformed answer: {cause or exc}") from None
+        except httptools.HttpParserUpgrade:
+            raise _Failure("protocol", "the server switched protocols") from None
+        except httptools.HttpParserError as exc:
+            raise _Failure("protocol", f"malformed answer: {exc}") from None
+        if not self._done:
+            self._head += len(data)
+            if self._head > _MAX_HEAD:
+                raise _Failure("protocol", f"answer head larger than {_MAX_HEAD} bytes")
+
+    def feed_eof(self) -> None:
+        """The connection ended: an answer delimited by the end of the connection is complete."""
+        if self._done and not self._delimited:
+            self._conn.finish(
+                _Response(self._status(), self._headers, bytes(self._body), keep_alive=False)
+            )
+
+    def _status(self) -> int:
+        return int(self._parser.get_status_code())
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        if self._conn._waiter is None:
+            raise _Failure("protocol", "the server sent an answer nobody asked for")
+        self._headers = []
+        self._body = bytearray()
+        self._delimited = False
+        self._done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head += len(name) + len(value) + 4
+        if self._head > _MAX_HEAD:
+            raise _Failure("protocol", f"answer head larger than {_MAX_HEAD} bytes")
+        self._headers.append((name, value))
+        low = name.lower()
+        if low == b"content-length" or low == b"transfer-encoding":
+            self._delimited = True
+
+    def on_headers_complete(self) -> None:
+        self._done = True
+        self._keep = bool(self._parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        status = self._status()
+        if status < 200:
+            self._done = False  # an interim answer: the final one follows
+            self._head = 0
+            return
+        self._conn.finish(_Response(status, self._headers, bytes(self._body), self._keep))
+
+
+class _H11Reader:
+    """The same over ``h11`` (pure Python, always installed with httpx)."""
+
+    __slots__ = ("_body", "_conn", "_h11", "_headers", "_sender", "_status")
+
+    def __init__(self, conn: _Connection, sender: FastEdgeSender) -> None:
+        import h11
+
+        self._conn = conn
+        self._sender = sender
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body = bytearray()
+
+    def start(self, user_uid: str, body: bytes) -> None:
+        """Tell h11 about the request (it tracks both sides of the exchange); the bytes on the
+        wire are the sender's own, identical for both parsers."""
+        import h11
+
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        headers = [
+            *self._sender._h11_headers,
+            (b"x-cs-personalize-user-uid", user_uid.encode("ascii")),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        conn.send(h11.Request(method=b"PATCH", target=self._sender._path, headers=headers))
+        conn.send(h11.Data(data=body))
+        conn.send(h11.EndOfMessage())
+        self._status = 0
+        self._headers = []
+        self._body = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._h11.receive_data(data)
+        self._drain()
+
+    def feed_eof(self) -> None:
+        self._h11.receive_data(b"")
+        self._drain()
+
+    def _drain(self) -> None:
+        import h11
+
+        conn = self._h11
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise _Failure("protocol", f"malformed answer: {exc}") from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                if event is h11.PAUSED and self._conn._waiter is not None:
+                    raise _Failure("protocol", "the server sent an answer nobody asked for")
+                return
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                self._status = event.status_code
+                self._headers = list(event.headers.raw_items())
+                # h11 caps only a head that arrives in pieces; the cap holds however it came.
+                if sum(len(k) + len(v) + 4 for k, v in self._headers) > _MAX_HEAD:
+                    raise _Failure("protocol", f"answer head larger than {_MAX_HEAD} bytes")
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                keep = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                if keep and conn.trailing_data[0]:
+                    keep = False  # bytes after the answer: out of step, never reuse
+                self._conn.finish(_Response(self._status, self._headers, bytes(self._body), keep))
+                return
+            else:  # ConnectionClosed: connection_lost settles the waiter
+                return
+
+
+_Reader = _HttptoolsReader | _H11Reader
 
 
 class _Connection(asyncio.Protocol):
     """One persistent connection; one request in flight at a time (no pipelining)."""
 
     __slots__ = (
-        "_body_left",
-        "_buf",
-        "_chunked",
-        "_chunks",
-        "_head",
-        "_keep_alive",
-        "_sent",
-        "_status",
+        "_reader",
         "_waiter",
+        "answered",
         "closed",
         "deadline",
-        "idle_since",
+        "sock",
         "transport",
         "used",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, reader: Callable[[_Connection], _Reader], sock: socket.socket) -> None:
         self.transport: asyncio.Transport | None = None
+        self.sock = sock
         self.closed = False
         self.used = False
-        self.idle_since = 0.0
+        self.answered = False
         self.deadline = 0.0
-        self._buf = bytearray()
         self._waiter: asyncio.Future[_Response] | None = None
-        self._status = 0
-        self._head = ""
-        self._keep_alive = True
-        self._body_left = -1  # -1: read until EOF
-        self._chunked = False
-        self._chunks = bytearray()
-        self._sent = False
+        self._reader = reader(self)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._status and self._body_left == -1 and not self._chunked:
-            # A response delimited by the end of the connection is now complete.
-            self._finish(bytes(self._buf), keep_alive=False)
+        if not self.answered:
+            self._fail(_Failure("unanswered", "the server closed the connection without answering"))
             return
-        self._waiter = None
-        if self._status:
-            waiter.set_exception(_Failure("read", "the connection closed mid-response"))
-        else:
-            waiter.set_exception(
-                _Failure("unanswered", "the server closed the connection without answering")
-            )
+        with contextlib.suppress(_Failure):  # an incomplete answer: said just below
+            self._reader.feed_eof()
+        if self._waiter is not None:  # not completed by the end of the connection
+            self._fail(_Failure("read", "the connection closed mid-answer"))
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
             # Bytes nobody asked for: the connection is out of step; never reuse it.
             self.abort()
             return
-        self._buf += data
+        self.answered = True
         try:
-            self._parse()
+            self._reader.feed(data)
         except _Failure as exc:
-            waiter, self._waiter = self._waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
+            self._fail(exc)
             self.abort()
 
     def eof_received(self) -> bool | None:
@@ -161,125 +358,71 @@ class _Connection(asyncio.Protocol):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def request(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[_Response]:
+    def request(
+        self, data: bytes, user_uid: str, body: bytes, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[_Response]:
         assert self.transport is not None
         waiter: asyncio.Future[_Response] = loop.create_future()
+        self._reader.start(user_uid, body)
         self._waiter = waiter
-        self._status = 0
-        self._head = ""
-        self._keep_alive = True
-        self._body_left = -1
-        self._chunked = False
-        self._chunks.clear()
-        self._buf.clear()
+        self.answered = False
         self.transport.write(data)
         return waiter
+
+    def finish(self, response: _Response) -> None:
+        waiter, self._waiter = self._waiter, None
+        if not response.keep_alive:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _fail(self, failure: _Failure) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(failure)
 
     def abort(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
 
-    # -- parsing -------------------------------------------------------------------------------
+    def idle_and_intact(self) -> bool:
+        """Whether the idle connection can take a request: nothing (no close, no stray bytes)
+        is waiting to be read on it. The same check httpx makes before reusing a connection."""
+        if self.closed:
+            return False
+        try:
+            return not _readable(self.sock)
+        except (OSError, ValueError):
+            return False
 
-    def _parse(self) -> None:
-        buf = self._buf
-        while not self._status:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_HEAD:
-                    raise _Failure("protocol", "response head too large")
-                return
-            head = bytes(buf[:end]).decode("latin-1")
-            del buf[: end + 4]
-            line_end = head.find("\r\n")
-            status_line = head if line_end < 0 else head[:line_end]
-            parts = status_line.split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-                raise _Failure("protocol", f"malformed status line {status_line[:60]!r}")
+    def discard(self) -> None:
+        """Close the connection, even when its event loop is already closed (after
+        ``Sync.run``): then nobody else will close the socket, so it is closed here."""
+        self.closed = True
+        if self.transport is not None:
             try:
-                status = int(parts[1])
-            except ValueError:
-                raise _Failure("protocol", f"malformed status line {status_line[:60]!r}") from None
-            if 100 <= status < 200:
-                continue  # 100 Continue and other interim answers
-            # Only three headers matter here; the full list is parsed on the slow paths.
-            low = head.lower()
-            length = -1
-            chunked = False
-            connection = ""
-            at = low.find("\ncontent-length:")
-            if at >= 0:
-                stop = low.find("\r", at + 16)
-                try:
-                    length = int(low[at + 16 : stop if stop >= 0 else None])
-                except ValueError:
-                    raise _Failure("protocol", "malformed Content-Length") from None
-            at = low.find("\ntransfer-encoding:")
-            if at >= 0:
-                stop = low.find("\r", at)
-                chunked = "chunked" in low[at : stop if stop >= 0 else None]
-            at = low.find("\nconnection:")
-            if at >= 0:
-                stop = low.find("\r", at)
-                connection = low[at : stop if stop >= 0 else None]
-            headers = head[line_end + 2 :] if line_end >= 0 else ""
-            if parts[0] == "HTTP/1.0":
-                keep_alive = "keep-alive" in connection
-            else:
-                keep_alive = "close" not in connection
-            if status in _NO_BODY_STATUSES:
-                length, chunked = 0, False
-            self._status = status
-            self._head = headers
-            self._keep_alive = keep_alive
-            self._chunked = chunked
-            self._body_left = -1 if chunked else length
-            if not chunked and length == -1:
-                self._keep_alive = False
-        if self._chunked:
-            self._parse_chunks()
-        elif self._body_left >= 0 and len(buf) >= self._body_left:
-            if len(buf) > self._body_left:
-                raise _Failure("protocol", "the server sent more than the Content-Length")
-            self._finish(bytes(buf), self._keep_alive)
+                self.transport.abort()
+                return
+            except RuntimeError:  # "Event loop is closed"
+                pass
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
-    def _parse_chunks(self) -> None:
-        buf = self._buf
-        while True:
-            end = buf.find(b"\r\n")
-            if end < 0:
-                return
-            size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _Failure("protocol", "malformed chunk size") from None
-            if size == 0:
-                # Optional trailers, then an empty line.
-                if buf[end + 2 : end + 4] == b"\r\n":
-                    del buf[: end + 4]
-                else:
-                    trailers = buf.find(b"\r\n\r\n", end + 2)
-                    if trailers < 0:
-                        return
-                    del buf[: trailers + 4]
-                self._finish(bytes(self._chunks), self._keep_alive)
-                return
-            if len(buf) < end + 2 + size + 2:
-                return
-            self._chunks += buf[end + 2 : end + 2 + size]
-            del buf[: end + 2 + size + 2]
 
-    def _finish(self, body: bytes, keep_alive: bool) -> None:
-        waiter, self._waiter = self._waiter, None
-        self._buf.clear()
-        if not keep_alive:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(_Response(self._status, self._head, body, keep_alive))
+if hasattr(select, "poll"):
+
+    def _readable(sock: socket.socket) -> bool:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+
+else:  # pragma: no cover - Windows
+
+    def _readable(sock: socket.socket) -> bool:
+        return bool(select.select([sock], [], [], 0)[0])
 
 
 def _ssl_context(verify: Any) -> ssl.SSLContext:
@@ -297,19 +440,94 @@ def _timeouts(timeout: httpx.Timeout) -> tuple[float | None, float | None]:
     return connect, read
 
 
+def _interleave(infos: Iterable[Any]) -> list[tuple[int, Any]]:
+    """Addresses in resolver order, families alternating (RFC 8305 section 4)."""
+    by_family: dict[int, list[Any]] = {}
+    for family, _type, _proto, _name, sockaddr in infos:
+        by_family.setdefault(family, []).append(sockaddr)
+    queues = [[(family, addr) for addr in addrs] for family, addrs in by_family.items()]
+    out: list[tuple[int, Any]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
+
+
+async def _connect_one(
+    loop: asyncio.AbstractEventLoop, family: int, sockaddr: Any
+) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await loop.sock_connect(sock, sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _happy_eyeballs(
+    loop: asyncio.AbstractEventLoop, addresses: list[tuple[int, Any]], delay: float
+) -> tuple[socket.socket | None, list[OSError]]:
+    """Connect to the first address that answers, starting one attempt every ``delay`` seconds
+    (or at once when the previous ones all failed)."""
+    errors: list[OSError] = []
+    pending: set[asyncio.Task[socket.socket]] = set()
+    todo = list(addresses)
+    try:
+        while todo or pending:
+            if todo:
+                family, sockaddr = todo.pop(0)
+                pending.add(loop.create_task(_connect_one(loop, family, sockaddr)))
+            done, pending = await asyncio.wait(
+                pending,
+                timeout=delay if todo else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            winner: socket.socket | None = None
+            for task in done:
+                exc = task.exception()
+                if exc is None:
+                    if winner is None:
+                        winner = task.result()
+                    else:
+                        task.result().close()
+                elif isinstance(exc, OSError):
+                    errors.append(exc)
+                else:
+                    raise exc
+            if winner is not None:
+                return winner, errors
+        return None, errors
+    finally:
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(BaseException):
+                sock = await task
+                sock.close()
+
+
 class FastEdgeSender:
     """Sends ``PATCH /user-attributes`` over up to ``concurrency`` persistent HTTP/1.1
     connections, with ``client``'s URL, headers, timeouts, TLS, retry policy and hooks.
+
+    ``parser``: ``"auto"`` (httptools when installed, else h11), ``"httptools"`` or ``"h11"``.
 
     ``Sync`` picks it automatically when it can (see ``make_sender``); to force it::
 
         sender = FastEdgeSender(client, concurrency=64)
         result = Sync(client, match_on="id", mapping={...}, sender=sender,
                       concurrency=64).run(rows)
-        await sender.aclose()
+        asyncio.run(sender.aclose())
     """
 
-    def __init__(self, client: _ClientCore, *, concurrency: int) -> None:
+    def __init__(
+        self, client: _ClientCore, *, concurrency: int, parser: ParserKind = "auto"
+    ) -> None:
         config = client.config
         url = httpx.URL(config.edge_url)
         if url.scheme not in ("http", "https"):
@@ -317,6 +535,18 @@ class FastEdgeSender:
                 f"the edge URL must be http(s), got {config.edge_url!r}; fix the client's "
                 "edge_url= (or pass sender=make_sender(client, concurrency=..., kind='httpx'))"
             )
+        parsers = available_parsers()
+        if parser == "auto":
+            parser = cast(ParserKind, parsers[0])
+        elif parser not in parsers:
+            raise ConfigurationError(
+                f"the {parser!r} parser is not installed; install "
+                "contentstack-personalize[fast] or use parser='auto'"
+            )
+        self.parser: str = parser
+        self._reader_class: type[_HttptoolsReader] | type[_H11Reader] = (
+            _HttptoolsReader if parser == "httptools" else _H11Reader
+        )
         self._client = client
         self._host = url.host
         self._tls = url.scheme == "https"
@@ -326,17 +556,25 @@ class FastEdgeSender:
         self._connect_timeout, self._read_timeout = _timeouts(config.timeout)
         self._policy = config.retry
         self._max_body = config.max_body_bytes
-        path = (url.raw_path.decode("ascii").rstrip("/") or "") + "/user-attributes"
+        self._path = (url.raw_path.decode("ascii").rstrip("/") or "") + "/user-attributes"
         host_header = url.host if url.port is None else f"{url.host}:{url.port}"
         if ":" in url.host:  # IPv6 literal
             host_header = f"[{url.host}]" + (f":{url.port}" if url.port else "")
-        headers = dict(client._base_headers)
+        headers: dict[str, str] = {}
+        custom_host = None
+        for name, value in client._base_headers.items():
+            check_header(name, value)  # never write a line break or a bad name raw
+            if name.lower() == "host":
+                custom_host = value  # a configured Host header wins, as with httpx
+            else:
+                headers[name] = value
         headers["x-project-uid"] = config.require_project()
         headers["Content-Type"] = "application/json"
-        headers.pop("Host", None)
-        headers.pop("host", None)
-        self._headers = {"Host": host_header, **headers}
-        lines = [f"PATCH {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in self._headers.items()]
+        self._headers = {"Host": custom_host or host_header, **headers}
+        self._h11_headers = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers.items()
+        ]
+        lines = [f"PATCH {self._path} HTTP/1.1"] + [f"{k}: {v}" for k, v in self._headers.items()]
         self._prefix = ("\r\n".join(lines) + "\r\nx-cs-personalize-user-uid: ").encode("latin-1")
         self._concurrency = concurrency
         self._idle: deque[_Connection] = deque()
@@ -348,6 +586,9 @@ class FastEdgeSender:
         self._sweeper: asyncio.TimerHandle | None = None
         read = self._read_timeout or 1.0
         self._sweep_every = max(0.01, min(0.5, read / 10))
+
+    def __repr__(self) -> str:
+        return f"FastEdgeSender(url={self._url!r}, parser={self.parser!r})"
 
     # -- the EdgeSender interface --------------------------------------------------------------
 
@@ -375,7 +616,7 @@ class FastEdgeSender:
             response: _Response | None = None
             error: httpx.TransportError | None = None
             try:
-                response = await self._attempt(data)
+                response = await self._attempt(data, user_uid, body)
             except httpx.TransportError as exc:
                 error = exc
             status = response.status if response is not None else 0
@@ -423,21 +664,24 @@ class FastEdgeSender:
         return SendOutcome(False, attempt, failure)
 
     async def aclose(self) -> None:
-        """Close every connection this sender opened."""
+        """Close every connection this sender opened, also after ``Sync.run`` (whose event
+        loop is closed by then)."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         self._busy.clear()
+        self._discard_all()
+
+    def _discard_all(self) -> None:
         for conn in list(self._all):
-            if conn.transport is not None:
-                conn.transport.close()
+            conn.discard()
         self._all.clear()
         self._idle.clear()
 
     # -- one attempt ---------------------------------------------------------------------------
 
-    async def _attempt(self, data: bytes) -> _Response:
+    async def _attempt(self, data: bytes, user_uid: str, body: bytes) -> _Response:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._rebind(loop)
@@ -445,21 +689,16 @@ class FastEdgeSender:
             conn = self._checkout()
             if conn is not None:
                 try:
-                    return await self._exchange(conn, data, loop)
+                    return await self._exchange(conn, data, user_uid, body, loop, reused=True)
                 except _Stale:
-                    pass  # the server closed an idle connection as we reused it: not an attempt
-            conn = await self._connect()
-            return await self._exchange(conn, data, loop)
+                    pass  # no byte of answer on a reused connection: resend once, not an attempt
+            conn = await self._connect(loop)
+            return await self._exchange(conn, data, user_uid, body, loop, reused=False)
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
         """A new event loop (each ``Sync.run`` has its own): connections of the old one are
-        unusable there."""
-        for conn in self._all:
-            if conn.transport is not None and not conn.transport.is_closing():
-                with contextlib.suppress(RuntimeError):  # its loop is already closed
-                    conn.transport.close()
-        self._all.clear()
-        self._idle.clear()
+        unusable there, and are closed."""
+        self._discard_all()
         self._limit = asyncio.Semaphore(self._concurrency)
         self._loop = loop
         self._closed = False
@@ -467,11 +706,17 @@ class FastEdgeSender:
         self._sweeper = None
 
     async def _exchange(
-        self, conn: _Connection, data: bytes, loop: asyncio.AbstractEventLoop
+        self,
+        conn: _Connection,
+        data: bytes,
+        user_uid: str,
+        body: bytes,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        reused: bool,
     ) -> _Response:
-        stale_risk = conn.used and loop.time() - conn.idle_since > _STALE_AFTER
         conn.used = True
-        waiter = conn.request(data, loop)
+        waiter = conn.request(data, user_uid, body, loop)
         if self._read_timeout is not None:
             # One coarse sweeper for all connections instead of a timer per request: timers
             # cost a heap push and a cancel each, several percent of the hot path.
@@ -483,7 +728,8 @@ class FastEdgeSender:
             response = await waiter
         except _Failure as exc:
             self._forget(conn)
-            if stale_risk and exc.args[0] == "unanswered":
+            conn.abort()
+            if reused and exc.args[0] == "unanswered":
                 raise _Stale from None
             raise _as_httpx(exc) from None
         except BaseException:
@@ -493,7 +739,6 @@ class FastEdgeSender:
         finally:
             self._busy.discard(conn)
         if response.keep_alive and not conn.closed and not self._closed:
-            conn.idle_since = loop.time()
             self._idle.append(conn)
         else:
             self._forget(conn)
@@ -512,34 +757,56 @@ class FastEdgeSender:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if conn.idle_and_intact():
                 return conn
+            conn.abort()
             self._forget(conn)
         return None
 
     def _forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
 
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        where = f"{self._host}:{self._port}"
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    _Connection,
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
-                ),
-                self._connect_timeout,
-            )
+            conn = await asyncio.wait_for(self._open(loop), self._connect_timeout)
         except asyncio.TimeoutError:
-            raise httpx.ConnectTimeout("timed out connecting to the edge") from None
+            raise httpx.ConnectTimeout(
+                f"timed out connecting to {where} after {self._connect_timeout:g} s"
+            ) from None
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(
+                f"could not resolve {self._host!r} ({exc.strerror or exc}); check the edge URL "
+                "and DNS"
+            ) from exc
         except ssl.SSLError as exc:
-            raise httpx.ConnectError(f"TLS handshake failed: {exc}") from exc
+            raise httpx.ConnectError(f"TLS handshake with {where} failed: {exc}") from exc
         except OSError as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise httpx.ConnectError(_connect_failure_text(where, exc)) from exc
         self._all.add(conn)
+        return conn
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        infos = await loop.getaddrinfo(
+            self._host, self._port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+        addresses = _interleave(infos)
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "no addresses")
+        sock, errors = await _happy_eyeballs(loop, addresses, _HAPPY_EYEBALLS_DELAY)
+        if sock is None:
+            raise _combined(errors)
+        reader = self._reader_class
+        try:
+            _, conn = await loop.create_connection(
+                lambda: _Connection(lambda c: reader(c, self), sock),
+                sock=sock,
+                ssl=self._ssl,
+                server_hostname=self._host if self._ssl is not None else None,
+            )
+        except BaseException:
+            sock.close()
+            raise
         return conn
 
     # -- observing and errors (slow paths only) ------------------------------------------------
@@ -583,7 +850,7 @@ class FastEdgeSender:
             request_headers=redact_headers(request_headers),
             request_body=_body_text(body, self._max_body),
             status=response.status if response is not None else None,
-            response_headers=redact_headers(dict(response.headers)) if response else {},
+            response_headers=redact_headers(response.headers) if response else {},
             response_body=_body_text(response.body, self._max_body) if response else None,
             started_at=started_at,
             duration=duration,
@@ -595,10 +862,24 @@ class FastEdgeSender:
         owner._dispatch(exchange)
 
 
+def _connect_failure_text(where: str, exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}: nothing accepts connections there"
+    return f"could not connect to {where}: {exc.strerror or exc}"
+
+
+def _combined(errors: list[OSError]) -> OSError:
+    """One error for every address that failed: a refusal if all refused, else the first."""
+    if not errors:
+        return OSError("no address could be connected to")
+    if all(isinstance(e, ConnectionRefusedError) for e in errors):
+        return errors[0]
+    others = [e for e in errors if not isinstance(e, ConnectionRefusedError)]
+    return others[0]
+
+
 def _expire(conn: _Connection) -> None:
-    waiter, conn._waiter = conn._waiter, None
-    if waiter is not None and not waiter.done():
-        waiter.set_exception(_Failure("timeout", "no answer within the read timeout"))
+    conn._fail(_Failure("timeout", "no complete answer within the read timeout"))
     conn.abort()
 
 

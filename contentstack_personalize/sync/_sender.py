@@ -11,7 +11,8 @@ Senders here:
 - :class:`~contentstack_personalize.sync._fast.FastEdgeSender`: a lean HTTP/1.1 keep-alive client
   on asyncio, several times faster than httpx per request. :func:`make_sender` picks it whenever
   the client talks to the edge directly: no injected ``http_client`` or transport (the emulator
-  transport, mocks, custom proxies) and no proxy environment variable that applies to the edge.
+  transport, mocks, custom proxies) and no proxy (environment variable or operating-system
+  setting, the rule httpx uses) that applies to the edge.
 
 Which one a run uses can be forced with ``make_sender(client, concurrency=..., kind=...)`` passed
 as ``Sync(..., sender=...)``, or for every sync in the process with the environment variable
@@ -164,20 +165,24 @@ class ThreadedSender:
 
 
 def proxy_for(url: str) -> str | None:
-    """The proxy httpx would use for ``url`` from the environment (``HTTPS_PROXY``,
-    ``HTTP_PROXY``, ``ALL_PROXY``, honouring ``NO_PROXY``), or ``None``.
+    """The proxy httpx would use for ``url``, or ``None`` when it would connect directly.
+
+    The same rule as httpx (``trust_env=True``, its default): ``urllib.request.getproxies()``,
+    which reads ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``ALL_PROXY`` and, when none is set, the
+    operating system's proxy settings (macOS System Settings, the Windows registry); hosts
+    listed in ``NO_PROXY`` go direct.
 
     Example::
 
-        proxy_for("https://personalize-edge.contentstack.com")   # None without proxy vars
+        proxy_for("https://personalize-edge.contentstack.com")   # None without a proxy
     """
-    proxies = urllib.request.getproxies_environment()
+    proxies = urllib.request.getproxies()
     parsed = urllib.parse.urlsplit(url)
     proxy = proxies.get(parsed.scheme) or proxies.get("all")
     if not proxy:
         return None
     bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 (untyped in stubs)
-    if bypass(parsed.netloc, proxies):
+    if proxies.get("no") and bypass(parsed.netloc, proxies):
         return None
     return proxy
 
@@ -193,7 +198,7 @@ def fast_sender_problem(client: PersonalizeClient | AsyncPersonalizeClient) -> s
     if client._transport is not None or client._user_http_client:
         return "the client has its own httpx transport or http_client"
     if proxy_for(client.config.edge_url) is not None:
-        return "a proxy environment variable applies to the edge URL"
+        return "a proxy (environment or system setting) applies to the edge URL"
     return None
 
 

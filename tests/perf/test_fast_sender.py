@@ -174,8 +174,10 @@ class TestEngine:
         assert (result.added, result.rejected, result.status) == (10, 0, "succeeded")
         assert len(emulator.users()) == 10
         retried = [e for e in seen if e.will_retry]
-        assert [e.status for e in retried] == [503, 429, None, None]
-        assert "ReadTimeout" in (retried[3].error or "")
+        # The drop hit a reused connection before any byte of answer: resent at once on a new
+        # connection, not an attempt (the rule for stale keep-alive connections).
+        assert [e.status for e in retried] == [503, 429, None]
+        assert "ReadTimeout" in (retried[2].error or "")
 
     def test_retry_after_is_honoured(
         self, emulator: PersonalizeEmulator, server: Any, monkeypatch: pytest.MonkeyPatch
@@ -225,7 +227,7 @@ class TestEngine:
         for exchange in seen:
             assert exchange.api == "edge" and exchange.method == "PATCH"
             assert exchange.url == server.edge_url + "/user-attributes"
-            assert exchange.request_headers["Authorization"] == "[REDACTED]"
+            assert exchange.request_headers["authorization"] == "[REDACTED]"
             assert "s3cret" not in json.dumps(exchange.to_dict())
         assert seen[0].user_uid == "1"
         assert json.loads(seen[0].request_body or "") == {"plan": "gold", "ltv": 10}
@@ -256,6 +258,8 @@ class Scripted:
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
+        self._live = 0
+        self._live_changed = threading.Condition()
         self._tls = tls
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -273,7 +277,19 @@ class Scripted:
             except OSError:
                 return
             self.connections += 1
+            with self._live_changed:
+                self._live += 1
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def open_connections(self) -> int:
+        """Connections the client has not closed yet (nor the server)."""
+        with self._live_changed:
+            return self._live
+
+    def wait_all_closed(self, timeout: float) -> bool:
+        """Wait until every connection has ended; whether that happened within ``timeout``."""
+        with self._live_changed:
+            return self._live_changed.wait_for(lambda: self._live == 0, timeout)
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -307,6 +323,9 @@ class Scripted:
             return
         finally:
             conn.close()
+            with self._live_changed:
+                self._live -= 1
+                self._live_changed.notify_all()
 
     def close(self) -> None:
         self._sock.close()
@@ -408,20 +427,7 @@ class TestHttp:
         assert second.ok and second.attempts == 1
         assert srv.connections == 2
 
-    async def test_long_idle_connection_that_dies_on_reuse_is_resent_once(
-        self, scripted: list[Scripted], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setattr(_fast, "_STALE_AFTER", 0.0)
-        srv = Scripted([OK, b"CLOSE", OK])
-        scripted.append(srv)
-        sender = scripted_sender(srv.url, retry=RetryPolicy.disabled())
-        assert (await sender.send("u1", b"{}")).ok
-        second = await sender.send("u2", b"{}")
-        await sender.aclose()
-        assert second.ok and second.attempts == 1
-        assert srv.connections == 2
-
-    async def test_a_busy_connection_that_drops_is_a_failed_attempt(
+    async def test_a_reused_connection_that_dies_unanswered_is_resent_once(
         self, scripted: list[Scripted]
     ) -> None:
         srv = Scripted([OK, b"CLOSE", OK])
@@ -430,8 +436,8 @@ class TestHttp:
         assert (await sender.send("u1", b"{}")).ok
         second = await sender.send("u2", b"{}")
         await sender.aclose()
-        assert isinstance(second.error, APIConnectionError) and second.attempts == 1
-        assert "without answering" in str(second.error)
+        assert second.ok and second.attempts == 1
+        assert srv.connections == 2
 
     async def test_no_answer_is_retried_then_a_connection_error(
         self, scripted: list[Scripted]
