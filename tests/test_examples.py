@@ -27,7 +27,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: script -> regular expressions its standard output must match.
 EXPECTED: dict[str, list[str]] = {
     "quickstart.py": [
+        r"1\. Planning a sync of users\.csv",
         r"added\s+499\b",
+        r"3\. Changing 2 users .* and syncing again",
         r"changed\s+2\b",
         r"In Personalize now, user u00001: .*'plan': 'enterprise'",
     ],
