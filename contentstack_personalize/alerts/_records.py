@@ -141,7 +141,7 @@ class AlertOutcome:
 
     Example::
 
-        for outcome in result.extras.get("alerts", []):
+        for outcome in result.alerts:
             if not outcome.ok:
                 print(f"{outcome.sink} missed {outcome.rule} {outcome.action}: {outcome.error}")
     """
