@@ -368,7 +368,8 @@ class Alerts:
 
         Rules judge the recorded counts, status and error (the history keeps no row details).
         Evaluating the same run twice tells no one twice. Never raises, like :meth:`evaluate`;
-        with no finished run recorded it returns ``[]``.
+        with no finished run recorded, or when the latest was interrupted (Ctrl-C or a
+        cancelled task), it returns ``[]``.
         """
         try:
             record = latest_run(sync.state, sync.name)
@@ -389,6 +390,10 @@ class Alerts:
             ]
         if record is None:
             logger.info("alerts for sync %r: no finished run recorded yet", sync.name)
+            return []
+        if record.status == "aborted" and (record.error or "").startswith("interrupted"):
+            # Like Sync(alerts=...): nobody needs paging for an operator's own Ctrl-C.
+            logger.info("alerts for sync %r: run %s was interrupted", sync.name, record.run_id)
             return []
         return self.evaluate(result_of(record), sync.state)
 

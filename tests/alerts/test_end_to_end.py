@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import respx
 
 from contentstack_personalize import AuthToken, PersonalizeError
@@ -180,3 +181,29 @@ def test_evaluate_latest_covers_a_run_that_raised_before_sending(tmp_path: Path)
     trigger = seen[0]
     assert trigger.severity == "critical" and trigger.run_status == "failed"
     assert "503" in trigger.message and trigger.details["read"] == 0
+
+
+def test_evaluate_latest_leaves_an_interrupted_run_alone(tmp_path: Path) -> None:
+    """Like Sync(alerts=...), evaluating yourself in a ``finally:`` does not page anyone for
+    an operator's own Ctrl-C."""
+    emulator = PersonalizeEmulator(seed=2)
+    seen: list[Alert] = []
+    alerts = Alerts(rules=[RunFailed()], sinks=[seen.append])
+
+    def interrupted_source() -> Any:
+        yield from people(5)
+        raise KeyboardInterrupt
+
+    with (
+        make_client(emulator) as client,
+        Sync(client, match_on="user_id", mapping={"plan": "plan_tier"}) as sync,
+    ):
+        outcomes: list[Any] = []
+        with pytest.raises(PersonalizeError):  # SyncAbortedError: the sync was interrupted
+            try:
+                sync.run(interrupted_source())
+            finally:
+                outcomes = alerts.evaluate_latest(sync)
+        (record,) = sync.history(1)
+    assert record.status == "aborted" and (record.error or "").startswith("interrupted")
+    assert outcomes == [] and seen == []
