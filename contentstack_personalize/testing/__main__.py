@@ -76,6 +76,42 @@ def _parser() -> argparse.ArgumentParser:
         help="any: read bodies as JSON whatever their content type, as the real edge does "
         "(default); json: refuse bodies without a JSON content type",
     )
+    parser.add_argument(
+        "--string-case",
+        choices=("sensitive", "insensitive"),
+        default="sensitive",
+        help="how STRING_EQUALS and CONTAINS_SUBSTRING compare text (default sensitive)",
+    )
+    parser.add_argument(
+        "--edge-validation",
+        choices=("strict", "lenient"),
+        default="strict",
+        help="strict: 400 for a write without a user uid or a malformed event (default); "
+        "lenient: generate the uid, record events as sent",
+    )
+    parser.add_argument(
+        "--merge-source",
+        choices=("keep", "delete"),
+        default="keep",
+        help="what a merge leaves of the source user (default keep)",
+    )
+    parser.add_argument(
+        "--management-validation",
+        choices=("strict", "lenient"),
+        default="strict",
+        help="strict: key formats, references and caps checked (default); lenient: only "
+        "required fields and the definition's shape",
+    )
+    parser.add_argument(
+        "--no-retry-after",
+        action="store_true",
+        help="the Management API's 429 carries no Retry-After header",
+    )
+    parser.add_argument(
+        "--no-refresh-token-rotation",
+        action="store_true",
+        help="refresh tokens stay valid after use",
+    )
     parser.add_argument("--project-uid", help="the project's uid (default: derived from --seed)")
     parser.add_argument(
         "--organization-uid", help="the organization's uid (default: derived from --seed)"
@@ -136,6 +172,12 @@ def build(argv: Sequence[str] | None = None) -> tuple[PersonalizeEmulator, argpa
             unknown_event=args.unknown_event,
             audience_matching=args.audience_matching,
             content_type=args.content_type,
+            string_case=args.string_case,
+            edge_validation=args.edge_validation,
+            merge_source=args.merge_source,
+            management_validation=args.management_validation,
+            retry_after_header=not args.no_retry_after,
+            refresh_token_rotation=not args.no_refresh_token_rotation,
             project_uid=args.project_uid,
             organization_uid=args.organization_uid,
             authtoken=args.authtoken,

@@ -102,8 +102,10 @@ def field_errors(errors: Mapping[str, list[str]]) -> EmulatorResponse:
     return json_response(400, {"errors": dict(errors)})
 
 
-def text_response(status: int, text: str) -> EmulatorResponse:
-    return EmulatorResponse(status=status, headers=_TEXT, body=text.encode())
+def text_response(
+    status: int, text: str, headers: tuple[tuple[str, str], ...] = ()
+) -> EmulatorResponse:
+    return EmulatorResponse(status=status, headers=_TEXT + headers, body=text.encode())
 
 
 def no_content() -> EmulatorResponse:
@@ -137,8 +139,10 @@ def _is_json(request: EmulatorRequest) -> bool:
 # ----------------------------------------------------------------------------- audiences
 
 
-def validate_definition(definition: Any, project: Project) -> list[str]:
-    """Problems with an audience definition (empty when valid)."""
+def validate_definition(definition: Any, project: Project, *, strict: bool = True) -> list[str]:
+    """Problems with an audience definition (empty when valid). ``strict=False``
+    (``management_validation="lenient"``) checks only the documented shape: not that
+    referenced attributes exist, nor the cap on rules."""
     problems: list[str] = []
     rules = [0]
 
@@ -166,12 +170,14 @@ def validate_definition(definition: Any, project: Project) -> list[str]:
                 ref_type = attribute.get("__type")
                 if ref_type == "CustomAttributeReference":
                     found = project.attributes.get(ref) if isinstance(ref, str) else None
-                    if found is None or found["__type"] != "CUSTOM":
+                    if not isinstance(ref, str) or not ref:
+                        problems.append(f"{where}.attribute.ref: must be an attribute uid")
+                    elif strict and (found is None or found["__type"] != "CUSTOM"):
                         problems.append(
                             f"{where}.attribute.ref: no custom attribute with uid {ref!r}"
                         )
                 elif ref_type == "PresetAttributeReference":
-                    if ref not in PRESET_ATTRIBUTES:
+                    if strict and ref not in PRESET_ATTRIBUTES:
                         problems.append(f"{where}.attribute.ref: no preset attribute {ref!r}")
                 else:
                     problems.append(
@@ -216,7 +222,7 @@ def validate_definition(definition: Any, project: Project) -> list[str]:
             problems.append(f"{where}.__type: must be RuleCombination or Rule")
 
     walk(definition, "definition")
-    if rules[0] > MAX_RULES:
+    if strict and rules[0] > MAX_RULES:
         problems.append(f"definition: at most {MAX_RULES} rules per audience, got {rules[0]}")
     return problems
 
@@ -234,7 +240,9 @@ def _number(value: Any, lenient: bool) -> float | None:
     return None
 
 
-def _match(condition: str, value: Any, options: Any, lenient: bool) -> bool:
+def _match(
+    condition: str, value: Any, options: Any, lenient: bool, ignore_case: bool = False
+) -> bool:
     """One rule condition against one attribute value.
 
     Strict (the default): values are compared as the type the condition names, never
@@ -243,24 +251,33 @@ def _match(condition: str, value: Any, options: Any, lenient: bool) -> bool:
     ``CONTAINS_SUBSTRING`` match text only. Lenient converts: number-like text matches number
     rules, ``"true"``/``"false"`` match the boolean rules, and ``STRING_EQUALS`` compares
     ``str(value)`` (so 42 equals ``"42"``).
+
+    A list value: no documented condition tests a list, so strict never matches one with a
+    string or number condition; lenient matches when one item does. ``ignore_case`` compares
+    text case-insensitively (``string_case="insensitive"``).
     """
     target = options.get("value") if isinstance(options, dict) else None
     if isinstance(value, list) and (
         condition in _STRING_CONDITIONS or condition in _NUMBER_CONDITIONS
     ):
-        return any(_match(condition, item, options, lenient) for item in value)
+        return lenient and any(
+            _match(condition, item, options, lenient, ignore_case) for item in value
+        )
     if condition == "HAS_ANY_VALUE":
         return value is not None and value != ""
     if condition == "IS_TRUE":
         return value is True or (lenient and value == "true")
     if condition == "IS_FALSE":
         return value is False or (lenient and value == "false")
-    if condition == "STRING_EQUALS":
-        if lenient:
-            return value is not None and str(value) == str(target)
-        return isinstance(value, str) and isinstance(target, str) and value == target
-    if condition == "CONTAINS_SUBSTRING":
-        return isinstance(value, str) and isinstance(target, str) and target in value
+    if condition in _STRING_CONDITIONS:
+        if lenient and condition == "STRING_EQUALS":
+            value = None if value is None else str(value)
+            target = None if target is None else str(target)
+        if not (isinstance(value, str) and isinstance(target, str)):
+            return False
+        if ignore_case:
+            value, target = value.casefold(), target.casefold()
+        return value == target if condition == "STRING_EQUALS" else target in value
     if condition in _NUMBER_CONDITIONS:
         a, b = _number(value, lenient), _number(target, lenient)
         if a is None or b is None:
@@ -273,14 +290,19 @@ def _match(condition: str, value: Any, options: Any, lenient: bool) -> bool:
 
 
 def evaluate_definition(
-    node: Any, attributes: Mapping[str, Any], project: Project, *, lenient: bool = False
+    node: Any,
+    attributes: Mapping[str, Any],
+    project: Project,
+    *,
+    lenient: bool = False,
+    ignore_case: bool = False,
 ) -> bool:
     """Whether a user with these attributes is in an audience with this definition."""
     if not isinstance(node, dict):
         return False
     if node.get("__type") == "RuleCombination":
         results = (
-            evaluate_definition(r, attributes, project, lenient=lenient)
+            evaluate_definition(r, attributes, project, lenient=lenient, ignore_case=ignore_case)
             for r in node.get("rules", ())
         )
         return all(results) if node.get("combinationType") == "AND" else any(results)
@@ -297,18 +319,48 @@ def evaluate_definition(
         value,
         node.get("attributeMatchOptions"),
         lenient,
+        ignore_case,
     )
     return matched != bool(node.get("invertCondition", False))
 
 
-def in_audience(project: Project, audience: dict[str, Any], user_uid: str, lenient: bool) -> bool:
+def in_audience(
+    project: Project,
+    audience: dict[str, Any],
+    user_uid: str,
+    lenient: bool,
+    ignore_case: bool = False,
+    live: Mapping[str, Any] | None = None,
+) -> bool:
     """Whether a user of the project is in this audience (the rules, or a Lytics member list).
-    The one rule engine behind the manifest and ``PersonalizeEmulator.in_audience``."""
+    The one rule engine behind the manifest and ``PersonalizeEmulator.in_audience``. ``live``
+    attributes (the manifest's ``x-live-attributes``) override the stored ones."""
     if audience.get("source") == "LYTICS":
         return user_uid in audience.get("_members", ())
+    attributes = project.users.get(user_uid, {})
+    if live:
+        attributes = {**attributes, **live}
     return evaluate_definition(
-        audience.get("definition"), project.users.get(user_uid, {}), project, lenient=lenient
+        audience.get("definition"),
+        attributes,
+        project,
+        lenient=lenient,
+        ignore_case=ignore_case,
     )
+
+
+def _live_attributes(request: EmulatorRequest) -> dict[str, Any]:
+    """The manifest's ``x-live-attributes`` header (a JSON object the JS SDK sends from its
+    ``liveAttributes`` option): used for this manifest only, never stored. Anything that is
+    not a JSON object is ignored."""
+    raw = request.headers.get("x-live-attributes")
+    if not raw:
+        return {}
+    try:
+        live = json.loads(raw)
+    except ValueError:
+        return {}
+    return live if isinstance(live, dict) else {}
 
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:
@@ -331,6 +383,12 @@ class App:
         unknown_event: str,
         audience_matching: str,
         content_type: str,
+        string_case: str,
+        edge_validation: str,
+        merge_source: str,
+        management_validation: str,
+        retry_after_header: bool,
+        refresh_token_rotation: bool,
         management_rate_limit: float | None,
         attribute_limit: int,
         oauth_expires_in: int,
@@ -342,6 +400,12 @@ class App:
         self.unknown_event = unknown_event
         self.audience_matching = audience_matching
         self.content_type = content_type
+        self.string_case = string_case
+        self.edge_validation = edge_validation
+        self.merge_source = merge_source
+        self.management_validation = management_validation
+        self.retry_after_header = retry_after_header
+        self.refresh_token_rotation = refresh_token_rotation
         self.management_rate_limit = management_rate_limit
         self.attribute_limit = attribute_limit
         self.oauth_expires_in = oauth_expires_in
@@ -387,16 +451,23 @@ class App:
             return error(404, f"personalize.{area}.PROJECT_NOT_FOUND", f"Project {uid} not found")
         return project
 
-    @staticmethod
-    def _edge_user(request: EmulatorRequest, area: str) -> str | EmulatorResponse:
+    def _edge_user(
+        self, request: EmulatorRequest, area: str
+    ) -> tuple[str, tuple[tuple[str, str], ...]] | EmulatorResponse:
+        """The user the request names, and the headers to answer with: with
+        ``edge_validation="lenient"`` a missing user header gets a generated uid, answered in
+        ``x-cs-personalize-user-uid`` as the manifest does."""
         user = request.headers.get("x-cs-personalize-user-uid")
+        if not user and self.edge_validation == "lenient":
+            generated = self.state.new_user_uid()
+            return generated, (("x-cs-personalize-user-uid", generated),)
         if not user:
             return error(
                 400,
                 f"personalize.{area}.USER_UID_REQUIRED",
                 "The x-cs-personalize-user-uid header is required",
             )
-        return str(user)
+        return str(user), ()
 
     def _edge_json(self, request: EmulatorRequest, area: str) -> tuple[bool, Any]:
         if self.content_type == "json" and not _is_json(request):
@@ -417,9 +488,10 @@ class App:
         project = self._edge_project(request, area)
         if isinstance(project, EmulatorResponse):
             return project
-        user = self._edge_user(request, area)
-        if isinstance(user, EmulatorResponse):
-            return user
+        named = self._edge_user(request, area)
+        if isinstance(named, EmulatorResponse):
+            return named
+        user, answer_headers = named
         ok, body = self._edge_json(request, area)
         if not ok:
             return body  # type: ignore[no-any-return]
@@ -447,7 +519,7 @@ class App:
                 attributes.pop(key, None)
             else:
                 attributes[key] = value
-        return text_response(200, "User Attributes added successfully")
+        return text_response(200, "User Attributes added successfully", answer_headers)
 
     def _edge_merge(self, request: EmulatorRequest) -> EmulatorResponse:
         area = "USER_ATTRIBUTES"
@@ -467,6 +539,9 @@ class App:
             )
         merged = project.users.setdefault(target, {})
         merged.update(project.users.get(source, {}))
+        if self.merge_source == "delete" and source != target:
+            project.users.pop(source, None)
+            project.user_events.pop(source, None)
         return text_response(200, "User Attributes merged successfully")
 
     def _edge_events(self, request: EmulatorRequest) -> EmulatorResponse:
@@ -474,9 +549,10 @@ class App:
         project = self._edge_project(request, area)
         if isinstance(project, EmulatorResponse):
             return project
-        user = self._edge_user(request, area)
-        if isinstance(user, EmulatorResponse):
-            return user
+        named = self._edge_user(request, area)
+        if isinstance(named, EmulatorResponse):
+            return named
+        user, answer_headers = named
         ok, body = self._edge_json(request, area)
         if not ok:
             return body  # type: ignore[no-any-return]
@@ -503,7 +579,7 @@ class App:
                     unknown.append(key)
             else:
                 problems.append(f"[{i}]: type must be IMPRESSION or EVENT")
-        if problems:
+        if problems and self.edge_validation == "strict":
             return error(400, f"personalize.{area}.INVALID_BODY", "; ".join(problems))
         if unknown:
             return error(
@@ -513,8 +589,10 @@ class App:
                 keys=sorted(set(unknown)),
             )
         project.users.setdefault(user, {})
-        project.user_events.setdefault(user, []).extend(dict(e) for e in body)
-        return text_response(200, "Events added successfully")
+        project.user_events.setdefault(user, []).extend(
+            dict(e) if isinstance(e, dict) else e for e in body
+        )
+        return text_response(200, "Events added successfully", answer_headers)
 
     def _edge_manifest(self, request: EmulatorRequest) -> EmulatorResponse:
         area = "MANIFEST"
@@ -530,24 +608,30 @@ class App:
             )
         user: str = request.headers.get("x-cs-personalize-user-uid") or self.state.new_user_uid()
         project.users.setdefault(user, {})
+        live = _live_attributes(request)
+        # Tags match case-insensitively, any one of them (the JS SDK's documented semantics).
+        wanted = {t.casefold() for t in tags}
         experiences = []
         for exp in project.experiences.values():
             if exp.get("status") != "ACTIVE":
                 continue
-            if tags and not set(tags) & set(exp.get("tags", ())):
+            if wanted and not wanted & {str(t).casefold() for t in exp.get("tags", ())}:
                 continue
             experiences.append(
                 {
                     "shortUid": exp["shortUid"],
-                    "activeVariantShortUid": self._variant(project, exp, user),
+                    "activeVariantShortUid": self._variant(project, exp, user, live),
                 }
             )
         return json_response(
             200, {"experiences": experiences}, (("x-cs-personalize-user-uid", user),)
         )
 
-    def _variant(self, project: Project, exp: dict[str, Any], user: str) -> str | None:
+    def _variant(
+        self, project: Project, exp: dict[str, Any], user: str, live: Mapping[str, Any]
+    ) -> str | None:
         lenient = self.audience_matching == "lenient"
+        ignore_case = self.string_case == "insensitive"
         variants: list[str] = [str(v["shortUid"]) for v in exp.get("variants", ())]
         if exp.get("__type") == "AB_TEST":
             if not variants:
@@ -558,7 +642,7 @@ class App:
             project.audiences[a] for a in exp.get("_audiences") or () if a in project.audiences
         ]
         if exp.get("_audiences") and not any(
-            in_audience(project, a, user, lenient) for a in audiences
+            in_audience(project, a, user, lenient, ignore_case, live) for a in audiences
         ):
             return None
         active = exp.get("activeVariantShortUid")
@@ -668,7 +752,7 @@ class App:
                     "message": f"Rate limit of {limit:g} requests per second per organization "
                     "exceeded",
                 },
-                (("retry-after", str(wait)),),
+                (("retry-after", str(wait)),) if self.retry_after_header else (),
             )
         window.append(now)
         return None
@@ -709,7 +793,8 @@ class App:
             return check
         count = sum(1 for o in collection.values() if o.get("__type") != "PRESET")
         limit = self.attribute_limit if resource == "attributes" else LIMITS[resource]
-        if count >= limit:
+        capped = resource == "attributes" or self.management_validation == "strict"
+        if capped and count >= limit:
             return error(
                 400,
                 f"personalize.{resource.upper()}.LIMIT_EXCEEDED",
@@ -813,11 +898,12 @@ class App:
         if resource in ("attributes", "events"):
             key = body.get("key")
             pattern = ATTRIBUTE_KEY_RE if resource == "attributes" else EVENT_KEY_RE
+            strict = self.management_validation == "strict"
             if not isinstance(key, str) or not key:
                 errors["key"] = ["key is required"]
-            elif not pattern.match(key):
+            elif strict and not pattern.match(key):
                 errors["key"] = [f"key must match {pattern.pattern}"]
-            elif resource == "attributes" and key.upper() in PRESET_ATTRIBUTES:
+            elif strict and resource == "attributes" and key.upper() in PRESET_ATTRIBUTES:
                 errors["key"] = [f"key {key!r} is reserved for a preset attribute"]
             if errors:
                 return field_errors(errors)
@@ -835,7 +921,11 @@ class App:
             if "definition" not in body:
                 errors["definition"] = ["definition is required"]
             else:
-                problems = validate_definition(body["definition"], project)
+                problems = validate_definition(
+                    body["definition"],
+                    project,
+                    strict=self.management_validation == "strict",
+                )
                 if problems:
                     errors["definition"] = problems
             if errors:
@@ -897,7 +987,7 @@ class App:
                     "personalize.PROJECTS.DUPLICATE_NAME",
                     f"A project named {name!r} already exists in this organization",
                 )
-            if len(projects) >= MAX_PROJECTS:
+            if self.management_validation == "strict" and len(projects) >= MAX_PROJECTS:
                 return error(
                     400,
                     "personalize.PROJECTS.LIMIT_EXCEEDED",
@@ -1056,7 +1146,10 @@ class App:
 
     def _refresh(self, form: Mapping[str, str]) -> EmulatorResponse:
         value = form.get("refresh_token", "")
-        refresh = self.state.refresh_tokens.pop(value, None)
+        if self.refresh_token_rotation:
+            refresh = self.state.refresh_tokens.pop(value, None)
+        else:
+            refresh = self.state.refresh_tokens.get(value)
         if refresh is None:
             return _oauth_error(400, "invalid_grant", "The refresh token is invalid or expired")
         self.token_refreshes += 1

@@ -112,6 +112,28 @@ class PersonalizeEmulator:
       official JS SDK's ``text/plain;charset=UTF-8`` bodies. ``"json"`` answers 400
       ``personalize.<AREA>.INVALID_CONTENT_TYPE`` unless the content type names JSON (what the
       API reference asks clients to send), to check a client sends it.
+    - ``string_case`` (``"sensitive"``): ``STRING_EQUALS`` and ``CONTAINS_SUBSTRING`` compare
+      text exactly; ``"insensitive"`` ignores case. Undocumented either way.
+    - ``edge_validation`` (``"strict"``): what the Edge does with requests its documentation
+      does not cover. ``"strict"`` answers 400 ``personalize.<AREA>.USER_UID_REQUIRED`` to a
+      ``PATCH /user-attributes`` or ``POST /events`` without ``x-cs-personalize-user-uid``,
+      and 400 ``personalize.EVENTS.INVALID_BODY`` (nothing recorded) to a batch holding an
+      event that is neither ``{"type": "EVENT", "eventKey"}`` nor ``{"type": "IMPRESSION",
+      "experienceShortUid", "variantShortUid"}``. ``"lenient"`` gives a request without a user
+      a generated uid (answered in the ``x-cs-personalize-user-uid`` response header, as the
+      manifest does) and records malformed events as sent.
+    - ``merge_source`` (``"keep"``): after ``POST /user-attributes/actions/merge`` the source
+      user stays as it was (``"keep"``) or is forgotten with its events (``"delete"``).
+    - ``management_validation`` (``"strict"``): ``"strict"`` refuses attribute keys outside
+      ``^[A-Za-z0-9_]{1,100}$`` (events also allow ``-``) or named like a preset, audience
+      rules referencing attributes the project lacks, more than 50 rules, more than 100
+      audiences/events/experiences per project and more than 3 projects per organization.
+      ``"lenient"`` checks only what is required (names, keys, the definition's documented
+      shape). Duplicates are refused either way.
+    - ``retry_after_header`` (True): the Management API's own 429 carries ``Retry-After``
+      (whole seconds); False sends none (the real API documents none).
+    - ``refresh_token_rotation`` (True): a refresh token works once (each refresh issues a
+      new one); False keeps it valid.
     - ``project_uid``, ``organization_uid``, ``authtoken``: fix the first project's uid, the
       organization's uid and the authtoken instead of deriving them from ``seed`` (the other
       uids stay as the seed makes them).
@@ -135,6 +157,12 @@ class PersonalizeEmulator:
         unknown_event: Literal["accept", "reject"] = "accept",
         audience_matching: Literal["strict", "lenient"] = "strict",
         content_type: Literal["any", "json"] = "any",
+        string_case: Literal["sensitive", "insensitive"] = "sensitive",
+        edge_validation: Literal["strict", "lenient"] = "strict",
+        merge_source: Literal["keep", "delete"] = "keep",
+        management_validation: Literal["strict", "lenient"] = "strict",
+        retry_after_header: bool = True,
+        refresh_token_rotation: bool = True,
         project_uid: str | None = None,
         organization_uid: str | None = None,
         authtoken: str | None = None,
@@ -153,8 +181,15 @@ class PersonalizeEmulator:
             raise ValueError("unknown_event must be 'accept' or 'reject'")
         if audience_matching not in ("strict", "lenient"):
             raise ValueError("audience_matching must be 'strict' or 'lenient'")
-        if content_type not in ("any", "json"):
-            raise ValueError("content_type must be 'any' or 'json'")
+        for name, choice, allowed in (
+            ("content_type", content_type, ("any", "json")),
+            ("string_case", string_case, ("sensitive", "insensitive")),
+            ("edge_validation", edge_validation, ("strict", "lenient")),
+            ("merge_source", merge_source, ("keep", "delete")),
+            ("management_validation", management_validation, ("strict", "lenient")),
+        ):
+            if choice not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(map(repr, allowed))}")
         for name, value in (
             ("project_uid", project_uid),
             ("organization_uid", organization_uid),
@@ -176,6 +211,12 @@ class PersonalizeEmulator:
             unknown_event=unknown_event,
             audience_matching=audience_matching,
             content_type=content_type,
+            string_case=string_case,
+            edge_validation=edge_validation,
+            merge_source=merge_source,
+            management_validation=management_validation,
+            retry_after_header=retry_after_header,
+            refresh_token_rotation=refresh_token_rotation,
             management_rate_limit=management_rate_limit,
             attribute_limit=attribute_limit,
             oauth_expires_in=oauth_expires_in,
@@ -651,7 +692,7 @@ class PersonalizeEmulator:
         with self._lock:
             project = self._project(project_uid)
             found = self._audience(project, audience)
-            return in_audience(project, found, user_uid, self._app.audience_matching == "lenient")
+            return in_audience(project, found, user_uid, *self._matching())
 
     def audience_members(self, audience: Any, *, project_uid: str | None = None) -> list[str]:
         """The uids of the project's users in an audience, in the order the users were
@@ -660,8 +701,11 @@ class PersonalizeEmulator:
         with self._lock:
             project = self._project(project_uid)
             found = self._audience(project, audience)
-            lenient = self._app.audience_matching == "lenient"
-            return [uid for uid in project.users if in_audience(project, found, uid, lenient)]
+            matching = self._matching()
+            return [uid for uid in project.users if in_audience(project, found, uid, *matching)]
+
+    def _matching(self) -> tuple[bool, bool]:
+        return self._app.audience_matching == "lenient", self._app.string_case == "insensitive"
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /_emulator`` answers: the uids, the switches, the faults, whether
@@ -681,6 +725,12 @@ class PersonalizeEmulator:
                     "unknown_event": app.unknown_event,
                     "audience_matching": app.audience_matching,
                     "content_type": app.content_type,
+                    "string_case": app.string_case,
+                    "edge_validation": app.edge_validation,
+                    "merge_source": app.merge_source,
+                    "management_validation": app.management_validation,
+                    "retry_after_header": app.retry_after_header,
+                    "refresh_token_rotation": app.refresh_token_rotation,
                     "management_rate_limit": app.management_rate_limit,
                     "attribute_limit": app.attribute_limit,
                     "oauth_expires_in": app.oauth_expires_in,

@@ -51,3 +51,47 @@ def test_bad_fault_flags_exit_with_usage(
         build(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_switch_flags() -> None:
+    emulator, _ = build(
+        [
+            "--string-case",
+            "insensitive",
+            "--edge-validation",
+            "lenient",
+            "--merge-source",
+            "delete",
+            "--management-validation",
+            "lenient",
+            "--no-retry-after",
+            "--no-refresh-token-rotation",
+        ]
+    )
+    switches = emulator.describe()["switches"]
+    assert switches["string_case"] == "insensitive"
+    assert switches["edge_validation"] == "lenient"
+    assert switches["merge_source"] == "delete"
+    assert switches["management_validation"] == "lenient"
+    assert switches["retry_after_header"] is False
+    assert switches["refresh_token_rotation"] is False
+
+
+def test_switch_defaults_are_the_documented_ones() -> None:
+    emulator, _ = build([])
+    assert emulator.describe()["switches"] == {
+        "unknown_attribute": "accept",
+        "null_value": "delete",
+        "unknown_event": "accept",
+        "audience_matching": "strict",
+        "content_type": "any",
+        "string_case": "sensitive",
+        "edge_validation": "strict",
+        "merge_source": "keep",
+        "management_validation": "strict",
+        "retry_after_header": True,
+        "refresh_token_rotation": True,
+        "management_rate_limit": 10.0,
+        "attribute_limit": 100,
+        "oauth_expires_in": 3600,
+    }

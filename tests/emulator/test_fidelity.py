@@ -152,7 +152,7 @@ CASES = [
     ("NUMBER_EQUAL_TO", 1, "1", False, True),
     ("NUMBER_LESS_THAN", 10, "5", False, True),
     ("NUMBER_EQUAL_TO", 1, True, False, False),
-    ("NUMBER_GREATER_THAN", 1000, [5, 2500], True, True),
+    ("NUMBER_GREATER_THAN", 1000, [5, 2500], False, True),  # no documented list rule
     ("NUMBER_GREATER_THAN", 1000, ["2500"], False, True),
     ("IS_TRUE", None, True, True, True),
     ("IS_TRUE", None, "true", False, True),
@@ -161,7 +161,8 @@ CASES = [
     ("IS_TRUE", None, 1, False, False),
     ("STRING_EQUALS", "42", "42", True, True),
     ("STRING_EQUALS", "42", 42, False, True),
-    ("STRING_EQUALS", "gold", ["silver", "gold"], True, True),
+    ("STRING_EQUALS", "gold", "Gold", False, False),
+    ("STRING_EQUALS", "gold", ["silver", "gold"], False, True),
     ("CONTAINS_SUBSTRING", "|vip|", "|churn|vip|", True, True),
     ("CONTAINS_SUBSTRING", "1", 123, False, False),
     ("HAS_ANY_VALUE", None, 0, True, True),
@@ -264,3 +265,186 @@ def test_invert_condition_and_or(emulator: PersonalizeEmulator) -> None:
     emulator.add_user("rich gold", {"plan": "gold", "ltv": 500})
     emulator.add_user("text-rich gold", {"plan": "gold", "ltv": "500"})
     assert emulator.audience_members(audience) == ["silver", "rich gold"]
+
+
+# ----------------------------------------------------------------------------- the other switches
+
+
+def test_string_case_switch() -> None:
+    for string_case, expected in (("sensitive", []), ("insensitive", ["u"])):
+        emulator = PersonalizeEmulator(string_case=string_case)  # type: ignore[arg-type]
+        plan = emulator.add_attribute("plan")
+        gold = emulator.add_audience("Gold", _rule(plan["uid"], "STRING_EQUALS", "gold"))
+        sub = emulator.add_audience("Sub", _rule(plan["uid"], "CONTAINS_SUBSTRING", "|vip|"))
+        emulator.add_user("u", {"plan": "GOLD |VIP|"})
+        emulator.add_user("v", {"plan": "Gold"})
+        assert emulator.audience_members(sub) == expected
+        assert emulator.in_audience(gold, "v") is (string_case == "insensitive")
+
+
+@pytest.mark.parametrize("path", ["/user-attributes", "/events"])
+def test_write_without_user_uid_is_refused_by_default(
+    emulator: PersonalizeEmulator, path: str
+) -> None:
+    body = b'{"a": 1}' if path == "/user-attributes" else b'[{"type": "EVENT", "eventKey": "k"}]'
+    method = "PATCH" if path == "/user-attributes" else "POST"
+    r = emulator.request(
+        method, f"{EDGE}{path}", headers={"x-project-uid": emulator.project_uid}, body=body
+    )
+    assert r.status == 400
+    assert r.json()["error"].endswith(".USER_UID_REQUIRED")
+    assert emulator.users() == {}
+
+
+def test_lenient_edge_generates_a_user_uid_for_writes() -> None:
+    emulator = PersonalizeEmulator(edge_validation="lenient")
+    headers = {"x-project-uid": emulator.project_uid}
+    r = emulator.request("PATCH", f"{EDGE}/user-attributes", headers=headers, body=b'{"a": 1}')
+    assert r.status == 200
+    uid = r.header("x-cs-personalize-user-uid")
+    assert uid and emulator.user_attributes(uid) == {"a": 1}
+    r = emulator.request(
+        "POST", f"{EDGE}/events", headers=headers, body=b'[{"type": "EVENT", "eventKey": "k"}]'
+    )
+    other = r.header("x-cs-personalize-user-uid")
+    assert r.status == 200 and other and other != uid
+    assert emulator.events_of(other) == [{"type": "EVENT", "eventKey": "k"}]
+
+
+def test_malformed_events_strict_and_lenient() -> None:
+    batch = [{"type": "CLICK"}, {"type": "IMPRESSION", "experienceShortUid": "a"}, 7]
+    for validation, status in (("strict", 400), ("lenient", 200)):
+        emulator = PersonalizeEmulator(edge_validation=validation)  # type: ignore[arg-type]
+        r = emulator.request(
+            "POST",
+            f"{EDGE}/events",
+            headers={"x-project-uid": emulator.project_uid, "x-cs-personalize-user-uid": "u"},
+            json=batch,
+        )
+        assert r.status == status, validation
+        assert emulator.events_of("u") == ([] if status == 400 else batch)
+
+
+@pytest.mark.parametrize(("merge_source", "source_left"), [("keep", True), ("delete", False)])
+def test_merge_source_switch(merge_source: str, source_left: bool) -> None:
+    emulator = PersonalizeEmulator(merge_source=merge_source)  # type: ignore[arg-type]
+    emulator.add_user("anon", {"plan": "silver"})
+    emulator.add_user("known", {"plan": "gold", "ltv": 3})
+    r = emulator.request(
+        "POST",
+        f"{EDGE}/user-attributes/actions/merge",
+        headers={"x-project-uid": emulator.project_uid},
+        json={"sourceUserUid": "anon", "targetUserUid": "known"},
+    )
+    assert r.status == 200
+    assert emulator.user_attributes("known") == {"plan": "silver", "ltv": 3}
+    assert ("anon" in emulator.users()) is source_left
+
+
+def test_management_validation_lenient_checks_only_what_is_required() -> None:
+    strict, lenient = PersonalizeEmulator(), PersonalizeEmulator(management_validation="lenient")
+    for key in ("has-dash", "country"):
+        with pytest.raises(ValueError):
+            strict.add_attribute(key)
+        assert lenient.add_attribute(key)["key"] == key
+    missing = _rule("no-such-attribute", "STRING_EQUALS", "x")
+    with pytest.raises(ValueError, match="no custom attribute"):
+        strict.add_audience("A", missing)
+    assert lenient.add_audience("A", missing)["name"] == "A"
+    many = {"__type": "RuleCombination", "combinationType": "OR", "rules": missing["rules"] * 51}
+    assert lenient.add_audience("Many", many)
+    with pytest.raises(ValueError, match="key is required"):
+        lenient.add_event("")
+    with pytest.raises(ValueError, match="already exists"):
+        lenient.add_attribute("country")
+    with httpx.Client(transport=lenient.transport(), base_url=MANAGEMENT) as mgmt:
+        headers = {"authtoken": lenient.authtoken, "organization_uid": lenient.organization_uid}
+        for i in range(4):
+            r = mgmt.post("/projects", headers=headers, json={"name": f"P{i}"})
+            assert r.status_code == 201
+        r = mgmt.post("/attributes", headers=headers, json={"name": "x", "key": "x"})
+        assert r.status_code == 404  # no x-project-uid: still refused
+
+
+def test_retry_after_header_switch() -> None:
+    for retry_after, expected in ((True, "1"), (False, None)):
+        emulator = PersonalizeEmulator(management_rate_limit=1, retry_after_header=retry_after)
+        headers = {"x-project-uid": emulator.project_uid, "authtoken": emulator.authtoken}
+        with httpx.Client(transport=emulator.transport(), base_url=MANAGEMENT) as mgmt:
+            statuses = [mgmt.get("/attributes", headers=headers) for _ in range(2)]
+        assert statuses[1].status_code == 429
+        assert statuses[1].headers.get("retry-after") == expected
+
+
+def test_refresh_token_rotation_switch() -> None:
+    for rotation, second in ((True, 400), (False, 200)):
+        emulator = PersonalizeEmulator(refresh_token_rotation=rotation)
+        emulator.add_refresh_token("r1")
+        form = {"grant_type": "refresh_token", "refresh_token": "r1"}
+        with httpx.Client(transport=emulator.transport()) as http:
+            url = "https://developerhub-api.contentstack.com/token"
+            assert http.post(url, data=form).status_code == 200
+            assert http.post(url, data=form).status_code == second
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+def _manifest(emulator: PersonalizeEmulator, url: str, **headers: str) -> Any:
+    r = emulator.request("GET", url, headers={"x-project-uid": emulator.project_uid, **headers})
+    assert r.status == 200
+    return r.json()["experiences"]
+
+
+def test_manifest_tags_match_case_insensitively(emulator: PersonalizeEmulator) -> None:
+    emulator.add_experience("Home", tags=["Home"])
+    emulator.add_experience("Cart", tags=["cart"])
+    emulator.add_experience("None")
+    shown = _manifest(emulator, f"{EDGE}/manifest?tags[]=HOME&tags[]=nope")
+    assert [e["shortUid"] for e in shown] == ["a"]
+
+
+def test_manifest_live_attributes_count_for_this_manifest_only(
+    emulator: PersonalizeEmulator,
+) -> None:
+    ltv = emulator.add_attribute("ltv")
+    big = emulator.add_audience("Big", _rule(ltv["uid"], "NUMBER_GREATER_THAN", 1000))
+    emulator.add_experience("Offer", audiences=[big["uid"]])
+    emulator.add_user("u", {"ltv": 5})
+    url = f"{EDGE}/manifest"
+    live = _manifest(
+        emulator,
+        url,
+        **{"x-cs-personalize-user-uid": "u"},
+        **{"x-live-attributes": '{"ltv": 5000}'},
+    )
+    assert live == [{"shortUid": "a", "activeVariantShortUid": "0"}]
+    assert emulator.user_attributes("u") == {"ltv": 5}
+    for bad in ("not json", "[1, 2]"):
+        shown = _manifest(
+            emulator, url, **{"x-cs-personalize-user-uid": "u", "x-live-attributes": bad}
+        )
+        assert shown == [{"shortUid": "a", "activeVariantShortUid": None}]
+
+
+def test_every_switch_is_validated_and_described() -> None:
+    switches = {
+        "string_case": "upper",
+        "edge_validation": "loose",
+        "merge_source": "move",
+        "management_validation": "off",
+    }
+    for name, bad in switches.items():
+        with pytest.raises(ValueError, match=name):
+            PersonalizeEmulator(**{name: bad})  # type: ignore[arg-type]
+    described = PersonalizeEmulator().describe()["switches"]
+    assert {
+        "unknown_attribute",
+        "null_value",
+        "unknown_event",
+        "audience_matching",
+        "content_type",
+        "retry_after_header",
+        "refresh_token_rotation",
+        *switches,
+    } <= set(described)
