@@ -922,12 +922,19 @@ def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[State
     """Turn the ``state=`` argument into a store; the flag says whether we own (and close) it.
 
     ``None`` and ``":memory:"`` give a :class:`MemoryState`; a path or an ``sqlite:///path`` URL
-    an :class:`SQLiteState`; an empty text is refused (it would silently be a throwaway store).
+    an :class:`SQLiteState`; a ``postgresql://`` (or ``postgres://``) URL a
+    :class:`~contentstack_personalize.sync.postgres.PostgresState` (``?schema=`` names its
+    schema; needs the ``[postgres]`` extra); an empty text is refused (it would silently be a
+    throwaway store).
     """
     if state is None:
         return MemoryState(), True
     if isinstance(state, (str, os.PathLike)):
         text = os.fsdecode(os.fspath(state))
+        if isinstance(state, str) and text.lower().startswith(("postgresql://", "postgres://")):
+            from .postgres import PostgresState  # psycopg is imported only now
+
+            return PostgresState(text), True
         if text.startswith("sqlite://"):
             text = text[len("sqlite://") :]
             text = text[1:] if text.startswith("/") else text  # sqlite:///rel, sqlite:////abs
@@ -942,6 +949,6 @@ def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[State
     if isinstance(state, StateStore):
         return state, False
     raise ConfigurationError(
-        f"state must be a file path, MemoryState(), SQLiteState(...) or another StateStore, "
-        f"not {type(state).__name__}"
+        "state must be a file path, a postgresql:// URL, MemoryState(), SQLiteState(...) or "
+        f"another StateStore, not {type(state).__name__}"
     )
