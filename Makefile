@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BASE_STAMP := $(VENV)/.stamp-base
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: venv sync test lint typecheck pytest docs clean
+.PHONY: venv sync test lint typecheck pytest docs integrations clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ docs: $(DEV_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 test: lint typecheck pytest docs
+
+# The integrations (dlt, Dagster, Prefect, Airflow), each tested in its own environment under
+# .venv/nox/ (noxfile.py): the tools pin conflicting versions of the same libraries.
+integrations: $(DEV_STAMP)
+	$(PY) -m nox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -1,0 +1,48 @@
+"""The integrations' tests, each in its own environment: dlt, Dagster, Prefect and Airflow pin
+conflicting versions of the same libraries, so they cannot share the main ``.venv``.
+
+    make integrations            # all of them (what CI runs after `make test`)
+    .venv/bin/python -m nox -s dlt     # one of them
+
+Each session installs the package with its extra (and pytest) into ``.venv/nox/<session>`` with
+uv, then runs that tool's tests against the emulator. Environments are reused between runs.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.envdir = ".venv/nox"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23"]
+# No tool may phone home from a test run.
+QUIET = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "SCARF_ANALYTICS": "false",
+}
+
+
+def _test(session: nox.Session, extra: str, *deps: str) -> None:
+    session.install("-e", f".[{extra}]", *deps, *TEST_DEPS)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        f"tests/integrations/test_{extra}.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env=QUIET,
+    )
+
+
+@nox.session
+def dlt(session: nox.Session) -> None:
+    """The dlt destination, with a SQL database source."""
+    _test(session, "dlt", "dlt[sql_database]")
