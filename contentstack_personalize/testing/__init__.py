@@ -17,6 +17,10 @@ the Developer Hub OAuth token endpoint from memory, like moto does for AWS::
 ``emulator.serve()`` runs it as a real HTTP server; ``Faults`` injects latency, errors,
 timeouts and dropped connections; the pytest fixture ``personalize_emulator`` gives each
 test a fresh one; ``python -m contentstack_personalize.testing`` serves it from a shell.
+``emulator.in_audience(audience, user_uid)`` and ``emulator.audience_members(audience)``
+answer membership with the manifest's rule engine (strictly typed unless
+``audience_matching="lenient"``); a server in another process is read and driven through
+its ``/_emulator`` endpoints (``GET /_emulator/users``, ``PUT /_emulator/faults``...).
 """
 
 from ._emulator import PersonalizeEmulator, RecordedRequest

@@ -250,7 +250,8 @@ def _match(
     ``IS_TRUE``/``IS_FALSE`` match the JSON booleans only, ``STRING_EQUALS`` and
     ``CONTAINS_SUBSTRING`` match text only. Lenient converts: number-like text matches number
     rules, ``"true"``/``"false"`` match the boolean rules, and ``STRING_EQUALS`` compares
-    ``str(value)`` (so 42 equals ``"42"``).
+    ``str(value)`` (so 42 equals ``"42"``). ``HAS_ANY_VALUE`` matches any value that was set,
+    the empty string included; lenient treats ``""`` as no value.
 
     A list value: no documented condition tests a list, so strict never matches one with a
     string or number condition; lenient matches when one item does. ``ignore_case`` compares
@@ -264,7 +265,8 @@ def _match(
             _match(condition, item, options, lenient, ignore_case) for item in value
         )
     if condition == "HAS_ANY_VALUE":
-        return value is not None and value != ""
+        # Strict: any value that was set, "" included; lenient: "" counts as no value.
+        return value is not None and not (lenient and value == "")
     if condition == "IS_TRUE":
         return value is True or (lenient and value == "true")
     if condition == "IS_FALSE":

@@ -104,9 +104,12 @@ class PersonalizeEmulator:
       ``"strict"`` compares as the condition's type, never converting, as the documented
       service does: a number rule matches JSON numbers only (``"2500"`` sent as text never
       enters a ``NUMBER_GREATER_THAN 1000`` audience), ``IS_TRUE``/``IS_FALSE`` match JSON
-      booleans only, ``STRING_EQUALS`` and ``CONTAINS_SUBSTRING`` match text only.
+      booleans only, ``STRING_EQUALS`` and ``CONTAINS_SUBSTRING`` match text only, a list
+      matches no string or number rule (none is documented to test a list) and
+      ``HAS_ANY_VALUE`` matches any value that was set, ``""`` included.
       ``"lenient"`` converts: number-like text matches number rules, ``"true"``/``"false"``
-      the boolean ones, and ``STRING_EQUALS`` compares ``str(value)`` (42 equals ``"42"``).
+      the boolean ones, ``STRING_EQUALS`` compares ``str(value)`` (42 equals ``"42"``), a list
+      matches when one item does and ``""`` counts as no value.
     - ``content_type`` (``"any"``): how Edge and Management request bodies are read. ``"any"``
       parses the body as JSON whatever its content type says, as the real edge does with the
       official JS SDK's ``text/plain;charset=UTF-8`` bodies. ``"json"`` answers 400

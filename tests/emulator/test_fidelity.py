@@ -166,7 +166,8 @@ CASES = [
     ("CONTAINS_SUBSTRING", "|vip|", "|churn|vip|", True, True),
     ("CONTAINS_SUBSTRING", "1", 123, False, False),
     ("HAS_ANY_VALUE", None, 0, True, True),
-    ("HAS_ANY_VALUE", None, "", False, False),
+    ("HAS_ANY_VALUE", None, "", True, False),
+    ("HAS_ANY_VALUE", None, None, False, False),
 ]
 
 
