@@ -26,10 +26,10 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._values import is_null
 from .errors import ConfigurationError, ValidationError
 from .rules import Condition, Rule, RuleCombination, all_of
 from .sync._fields import Field
-from .sync._values import is_null
 
 if TYPE_CHECKING:
     from .client import AsyncPersonalizeClient, PersonalizeClient

@@ -18,6 +18,7 @@ Decisions where the API reference leaves things open:
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ import httpx
 
 from .._http import check_user_uid
 from .._types import NotGiven
+from .._values import InvalidValue, describe, is_null, normalize
 from ..errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from ..models import (
     Attribute,
@@ -64,9 +66,31 @@ def _check_attributes(attributes: object) -> dict[str, Any]:
             )
         if not key.strip():
             raise ValidationError(f"attribute key {key!r} is empty; nothing was sent")
-    # Values are checked when the body is encoded, before sending (encode_json names the
-    # offending value and its key).
-    return dict(attributes)
+    # The same value rules as a sync (contentstack_personalize._values.normalize): numpy and
+    # pandas scalars, Decimal, dates, enums, sets and bytes become JSON the same way, and what
+    # a JSON number cannot carry exactly (integers past 2**53 - 1) is refused. Unlike a sync,
+    # NaN and NA are refused too: here null is sent only when the caller passes None.
+    return {key: _json_value(value, key) for key, value in attributes.items()}
+
+
+def _json_value(value: Any, where: str) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is not None and (
+        is_null(value) or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise ValidationError(
+            f"{where}: {describe(value)} ({type(value).__name__}) is not JSON-serialisable; "
+            "pass None to send null; nothing was sent"
+        )
+    try:
+        return normalize(value)
+    except InvalidValue as exc:
+        raise ValidationError(
+            f"{where}: {describe(value)} ({type(value).__name__}): {exc}; nothing was sent"
+        ) from None
 
 
 def set_attributes(user_uid: str, attributes: Mapping[str, Any]) -> Op[None]:

@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import contextlib
 import contextvars
+import enum
 import json
 import logging
 import math
@@ -111,8 +112,10 @@ def uid_from_value(value: Any) -> tuple[str | None, str | None]:
         if value.adjusted() >= 1024:
             return None, "the user UID is longer than 1024 characters"
         text = str(int(value))
+    elif isinstance(value, enum.Enum):  # str(Plan.GOLD) is "Plan.GOLD": the UID is its value
+        return uid_from_value(value.value)
     elif isinstance(value, str):
-        text = str(value)
+        text = str.__str__(value)
     elif isinstance(value, (bytes, bytearray)):
         try:
             text = bytes(value).decode("utf-8")

@@ -5,6 +5,7 @@ plain functions for the per-row path."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,9 +15,17 @@ from typing import Any, Literal
 import attrs
 
 from .._types import NOT_GIVEN
+from .._values import (
+    MISSING,
+    InvalidValue,
+    _encode_str,
+    canonical,
+    describe,
+    is_null,
+    normalize,
+)
 from ..errors import ConfigurationError
 from ..models import ATTRIBUTE_KEY_PATTERN
-from ._values import MISSING, InvalidValue, _encode_str, canonical, is_null, normalize
 
 __all__ = ["Field", "FieldSpec", "NullPolicy", "compile_mapping"]
 
@@ -129,9 +138,7 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+_short = describe
 
 
 def _to_str(value: Any, coerce: bool) -> Any:
@@ -147,6 +154,8 @@ def _to_str(value: Any, coerce: bool) -> Any:
 
 
 def _number_from_text(text: str) -> Decimal:
+    if not text.isascii():  # Decimal() would read Arabic-Indic or full-width digits
+        raise InvalidValue(f"{_short(text)} is not a number (only ASCII digits are read)")
     try:
         number = Decimal(text.strip().replace("_", "x"))  # refuse "1_000": not a data format
     except InvalidOperation:
@@ -182,10 +191,10 @@ def _to_float(value: Any, coerce: bool) -> Any:
         return float(value) if isinstance(value, int) and abs(value) < 2**53 else value
     if coerce and isinstance(value, str):
         number = _number_from_text(value)
-        if number == number.to_integral_value():
-            return float(int(number))
-        as_float = float(number)
-        if Decimal(repr(as_float)) == number.normalize():
+        as_float = float(number)  # inf past the double range, never an OverflowError
+        if not math.isfinite(as_float):
+            raise InvalidValue(f"{_short(value)} is beyond the range of a JSON number")
+        if Decimal(as_float) == number or Decimal(repr(as_float)) == number.normalize():
             return as_float
         raise InvalidValue(f"{_short(value)} cannot be represented exactly as a number")
     raise InvalidValue(f"{_short(value)} is not a number (declared float)")
@@ -293,6 +302,14 @@ class CompiledField:
     convert: Callable[[Mapping[str, Any]], Any]
 
 
+def _unexpected(value: Any, exc: Exception) -> str:
+    try:
+        detail = str(exc)
+    except Exception:
+        detail = ""
+    return f"{describe(value)} could not be converted ({type(exc).__name__}: {detail[:200]})"
+
+
 class InvalidCell(Exception):
     """A row's value for one column cannot be sent; ``column`` and the message say why."""
 
@@ -333,9 +350,14 @@ def _compile(field: Field) -> CompiledField:
             return canonical(normalize(raw))
         except InvalidValue as exc:
             raise InvalidCell(label, str(exc)) from None
+        except Exception as exc:  # malformed input never crashes a run: the row is invalid
+            raise InvalidCell(label, _unexpected(raw, exc)) from None
 
     if field.is_static:
-        static = finish(field.value)  # validated once, at configuration time
+        try:
+            static = finish(field.value)  # validated once, at configuration time
+        except InvalidCell as cell:
+            raise ConfigurationError(f"field {field.key!r}: value= {cell.reason}") from None
 
         def convert(row: Mapping[str, Any]) -> Any:
             return static
@@ -362,7 +384,7 @@ def _compile(field: Field) -> CompiledField:
                     if raw.isascii():
                         return _encode_str(raw)
                 elif t is int:
-                    if raw.bit_length() <= 13_000:
+                    if raw.bit_length() <= 53:
                         return int.__repr__(raw)
                 elif t is bool:
                     return "true" if raw else "false"
@@ -372,6 +394,8 @@ def _compile(field: Field) -> CompiledField:
                     return canonical(normalize(raw))
                 except InvalidValue as exc:
                     raise InvalidCell(column, str(exc)) from None
+                except Exception as exc:
+                    raise InvalidCell(column, _unexpected(raw, exc)) from None
 
         else:
 

@@ -155,11 +155,16 @@ def _pandas_rows(frame: Any, chunk_size: int) -> Rows:
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)  # rows are looked up by name, and names are text
     columns = tuple(frame.columns)
+    # to_dict() widens float32 to the binary value (0.1 -> 0.10000000149011612); read such
+    # columns through their shortest text, which is the value the DataFrame shows.
+    narrow = [c for c, t in zip(frame.columns, frame.dtypes) if str(t) in ("float32", "float16")]
 
     def rows() -> Iterator[Mapping[str, Any]]:
         n = len(frame)
         for start in range(0, n, chunk_size):
             chunk = frame.iloc[start : start + chunk_size]
+            if narrow:
+                chunk = chunk.assign(**{c: chunk[c].astype(str).astype("float64") for c in narrow})
             # to_dict("records") keeps numpy scalars and NaN/NaT, which the mapper normalises.
             yield from chunk.to_dict("records")
 
@@ -168,6 +173,11 @@ def _pandas_rows(frame: Any, chunk_size: int) -> Rows:
 
 def _polars_rows(frame: Any, chunk_size: int) -> Rows:
     columns = tuple(frame.columns)
+    narrow = [c for c, t in frame.schema.items() if str(t) in ("Float32", "Float16")]
+    if narrow:  # as for pandas: the value shown, not the widened binary value
+        import polars as pl
+
+        frame = frame.with_columns([pl.col(c).cast(pl.Utf8).cast(pl.Float64) for c in narrow])
 
     def rows() -> Iterator[Mapping[str, Any]]:
         for start in range(0, frame.height, chunk_size):

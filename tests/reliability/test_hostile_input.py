@@ -163,7 +163,11 @@ def oracle_value(value: Any, top: bool = True) -> Any:
     """The JSON value the edge must receive, ``NULL`` for "skip", or raise ``Invalid``."""
     if value is None:
         return NULL if top else None
-    if isinstance(value, (bool, int)):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**53 - 1:  # a JSON number cannot carry it exactly
+            raise Invalid("unsafe integer")
         return value
     if isinstance(value, float):
         if math.isnan(value):
