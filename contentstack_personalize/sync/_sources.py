@@ -157,7 +157,7 @@ def _pandas_rows(frame: Any, chunk_size: int) -> Rows:
     columns = tuple(frame.columns)
     # to_dict() widens float32 to the binary value (0.1 -> 0.10000000149011612); read such
     # columns through their shortest text, which is the value the DataFrame shows.
-    narrow = [c for c, t in zip(frame.columns, frame.dtypes) if str(t) in ("float32", "float16")]
+    narrow = [c for c, t in frame.dtypes.items() if str(t) in ("float32", "float16")]
 
     def rows() -> Iterator[Mapping[str, Any]]:
         n = len(frame)
