@@ -46,3 +46,9 @@ def _test(session: nox.Session, extra: str, *deps: str) -> None:
 def dlt(session: nox.Session) -> None:
     """The dlt destination, with a SQL database source."""
     _test(session, "dlt", "dlt[sql_database]")
+
+
+@nox.session
+def dagster(session: nox.Session) -> None:
+    """The Dagster resource, materialized with ``dagster.materialize``."""
+    _test(session, "dagster")
