@@ -252,11 +252,15 @@ def debugger_html(debugger: Debugger, *, max_rows: int = MAX_ROWS) -> str:
         for name in ("seen", "held", "failed", "sampled_out", "evicted", "exported")
     ]
     statuses = [(k, f"{v:,}") for k, v in sorted(stats["status_counts"].items())]
-    failed = debugger.failed()[-max_rows:]
+    held_failed = debugger.failed()
+    failed = held_failed[-max_rows:]
     rows = [
         (r.method, r.url, r.user_uid, r.status, r.attempt, r.error or r.response_body)
         for r in failed
     ]
+    note = (
+        f" ({len(failed)} of {len(held_failed):,} held)" if len(held_failed) > len(failed) else ""
+    )
     parts = [
         "<div style='margin-bottom:4px'><b>Debugger</b></div>",
         _table(["counter", "exchanges"], counters),
@@ -265,7 +269,8 @@ def debugger_html(debugger: Debugger, *, max_rows: int = MAX_ROWS) -> str:
         parts.append(_table(["status", "exchanges"], statuses))
     if rows:
         parts.append(
-            "<div style='font-weight:600;margin-top:6px'>Latest failed exchanges</div>"
+            "<div style='font-weight:600;margin-top:6px'>"
+            f"Latest failed exchanges{escape(note)}</div>"
             + _table(["method", "url", "uid", "status", "attempt", "answer"], rows)
         )
     return _wrap("".join(parts))

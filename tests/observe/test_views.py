@@ -201,3 +201,12 @@ def _exchange(uid: str, status: int) -> Exchange:
         attempt=1,
         user_uid=uid,
     )
+
+
+def test_debugger_html_says_how_many_failures_are_not_shown() -> None:
+    debugger = Debugger()
+    for i in range(25):
+        debugger(_exchange(f"u{i}", 503))
+    html = debugger._repr_html_()
+    assert "Latest failed exchanges (20 of 25 held)" in html
+    assert ">u24<" in html and ">u4<" not in html  # the latest ones
