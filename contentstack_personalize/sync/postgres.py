@@ -53,6 +53,7 @@ DEFAULT_SCHEMA = "contentstack_personalize"
 SCHEMA_VERSION = 1
 #: Most users per statement (one round trip each); the engine loads 500 at a time.
 _CHUNK = 5000
+_KINDS = ("data", "read", "lease")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 # Version 1: every table. ``{s}`` is the quoted schema name. Times are Unix seconds (double
@@ -243,14 +244,21 @@ class PostgresState:
         }
         self._params = {**defaults, **params}
         self._q = f'"{name}"'
-        self._data_lock = threading.RLock()
-        self._lease_lock = threading.RLock()
-        self._data: psycopg.Connection[Any] | None = None
-        self._lease: psycopg.Connection[Any] | None = None
+        # One connection per kind of work, each used by one thread at a time: writes, reads
+        # (which never wait behind a commit: MVCC) and leases (a renewal never waits behind a
+        # large write). Opened on first use.
+        self._locks = {kind: threading.RLock() for kind in _KINDS}
+        self._conns: dict[str, psycopg.Connection[Any] | None] = dict.fromkeys(_KINDS)
         self._closed = False
+        # Rows written since the planner's statistics of user_state were last refreshed, and
+        # the table's size then (see _keep_statistics).
+        self._written = 0
+        self._analyzed_rows = 0.0
+        self._can_analyze = True
         try:
             with self._connection("data") as conn:
                 self._init(conn)
+                self._keep_statistics(conn, 0)
         except BaseException:
             self.close()
             raise
@@ -281,10 +289,10 @@ class PostgresState:
 
     @contextlib.contextmanager
     def _connection(self, kind: str) -> Iterator[psycopg.Connection[Any]]:
-        """The ``data`` or ``lease`` connection, for this thread alone until the block ends
-        (waiting at most ``timeout`` for another thread); database errors become
+        """The ``data`` (writes), ``read`` or ``lease`` connection, for this thread alone until
+        the block ends (waiting at most ``timeout`` for another thread); database errors become
         :class:`StateStoreError` and a broken connection is dropped, to be reopened."""
-        lock = self._data_lock if kind == "data" else self._lease_lock
+        lock = self._locks[kind]
         if not lock.acquire(timeout=self.timeout):
             raise StateStoreError(
                 f"state store {self.where}: another thread of this process used it for more "
@@ -293,30 +301,70 @@ class PostgresState:
         try:
             if self._closed:
                 raise StateStoreError(f"state store {self.where}: the store was closed")
-            conn = self._data if kind == "data" else self._lease
+            conn = self._conns[kind]
             if conn is None or conn.closed:
-                conn = self._connect()
-                if kind == "data":
-                    self._data = conn
-                else:
-                    self._lease = conn
+                conn = self._conns[kind] = self._connect()
             try:
                 yield conn
             except self._psycopg.Error as exc:
                 if conn.broken or conn.closed:
                     with contextlib.suppress(Exception):
                         conn.close()
-                    if kind == "data":
-                        self._data = None
-                    else:
-                        self._lease = None
+                    self._conns[kind] = None
                 raise StateStoreError(
                     f"state store {self.where}: {str(exc).strip()}: {_advice(exc, self.timeout)}"
                 ) from exc
         finally:
             lock.release()
 
+    @staticmethod
+    def _write_chunks(
+        conn: psycopg.Connection[Any], statement: str, params: list[tuple[Any, ...]]
+    ) -> None:
+        """One statement per chunk, all in one transaction (a single chunk is one statement,
+        atomic on its own: one round trip)."""
+        if len(params) == 1:
+            conn.execute(statement, params[0])
+            return
+        with conn.transaction():
+            for p in params:
+                conn.execute(statement, p)
+
     # -- schema ---------------------------------------------------------------------------------
+
+    def _keep_statistics(self, conn: psycopg.Connection[Any], written: int) -> None:
+        """Refresh the planner's statistics of ``user_state`` each time it has doubled (at least
+        every 10,000 rows written) and when it has none. Without them a table that grew from
+        empty within a run looks tiny to the planner, which then reads every user of the sync
+        to find 500 of them: loads get slower as the run goes on. Autovacuum would catch up
+        only later; ``ANALYZE`` samples the table and takes a fraction of a second."""
+        if not self._can_analyze:
+            return
+        self._written += written
+        if written and self._written < max(10_000.0, self._analyzed_rows):
+            return
+        table = f"{self._q}.user_state"
+        try:
+            row = conn.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)
+            ).fetchone()
+            rows = float(row[0]) if row else 0.0
+            if written or rows < 0:  # -1: never analyzed
+                conn.execute(f"ANALYZE {table}")
+                row = conn.execute(
+                    "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)
+                ).fetchone()
+                rows = float(row[0]) if row else 0.0
+        except self._psycopg.errors.InsufficientPrivilege:
+            self._can_analyze = False  # not the table's owner: autovacuum's job then
+            return
+        except self._psycopg.Error as exc:
+            if conn.broken:
+                raise
+            logger.debug("state store %s: ANALYZE failed: %s", self.where, exc)
+            return
+        self._written = 0
+        self._analyzed_rows = max(rows, 0.0)
 
     def _init(self, conn: psycopg.Connection[Any]) -> None:
         """Create or migrate the schema, refusing a newer or a foreign one. Two processes
@@ -381,7 +429,7 @@ class PostgresState:
 
     def schema_version(self) -> int:
         """The version of the tables in the database."""
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             row = conn.execute(f"SELECT max(version) FROM {self._q}.schema_version").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
@@ -394,7 +442,7 @@ class PostgresState:
         if not uids:
             return out
         loads = json.loads
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             for start in range(0, len(uids), _CHUNK):
                 cursor = conn.execute(
                     "SELECT uid, attrs::text, failed_attempts, last_error "
@@ -427,9 +475,13 @@ class PostgresState:
             f"updated_at = excluded.updated_at{reset}"
         )
         items = list(latest.items())
-        with self._connection("data") as conn, conn.transaction():
-            for start in range(0, len(items), _CHUNK):
-                conn.execute(statement, (sync_name, _json(items[start : start + _CHUNK])))
+        params = [
+            (sync_name, _json(items[start : start + _CHUNK]))
+            for start in range(0, len(items), _CHUNK)
+        ]
+        with self._connection("data") as conn:
+            self._write_chunks(conn, statement, params)
+            self._keep_statistics(conn, len(items))
 
     def mark_pending(
         self, sync_name: str, pending: Sequence[tuple[str, dict[str, str | None]]]
@@ -461,23 +513,31 @@ class PostgresState:
             "failed_attempts = cur.failed_attempts + excluded.failed_attempts, "
             "last_error = excluded.last_error, updated_at = excluded.updated_at"
         )
-        with self._connection("data") as conn, conn.transaction():
-            for start in range(0, len(items), _CHUNK):
-                conn.execute(statement, (sync_name, _json(items[start : start + _CHUNK])))
+        params = [
+            (sync_name, _json(items[start : start + _CHUNK]))
+            for start in range(0, len(items), _CHUNK)
+        ]
+        with self._connection("data") as conn:
+            self._write_chunks(conn, statement, params)
+            self._keep_statistics(conn, len(items))
 
     def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
         """Forget the failures of users that no longer need a request."""
         if not uids:
             return
         unique = list(dict.fromkeys(uids))
-        with self._connection("data") as conn, conn.transaction():
-            for start in range(0, len(unique), _CHUNK):
-                conn.execute(
-                    f"UPDATE {self._q}.user_state SET failed_attempts = 0, last_error = NULL "
-                    "WHERE sync_name = %s AND uid = ANY(%s::text[]) "
-                    "AND (failed_attempts <> 0 OR last_error IS NOT NULL)",
-                    (sync_name, _text_array(unique[start : start + _CHUNK])),
-                )
+        params = [
+            (sync_name, _text_array(unique[start : start + _CHUNK]))
+            for start in range(0, len(unique), _CHUNK)
+        ]
+        with self._connection("data") as conn:
+            self._write_chunks(
+                conn,
+                f"UPDATE {self._q}.user_state SET failed_attempts = 0, last_error = NULL "
+                "WHERE sync_name = %s AND uid = ANY(%s::text[]) "
+                "AND (failed_attempts <> 0 OR last_error IS NOT NULL)",
+                params,
+            )
 
     def forget(self, sync_name: str) -> None:
         """Drop all user state of one sync (its history stays)."""
@@ -486,7 +546,7 @@ class PostgresState:
 
     def user_count(self, sync_name: str) -> int:
         """How many users the store knows for ``sync_name``."""
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             row = conn.execute(
                 f"SELECT count(*) FROM {self._q}.user_state WHERE sync_name = %s", (sync_name,)
             ).fetchone()
@@ -516,7 +576,7 @@ class PostgresState:
 
     def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
         """The latest runs of a sync, newest first."""
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             cursor = conn.execute(
                 "SELECT run_id, sync_name, started_at, finished_at, status, counts::text, error "
                 f"FROM {self._q}.runs WHERE sync_name = %s ORDER BY started_at DESC LIMIT %s",
@@ -537,7 +597,7 @@ class PostgresState:
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
         """A small per-sync value, or ``None``."""
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             row = conn.execute(
                 f"SELECT value FROM {self._q}.sync_meta WHERE sync_name = %s AND key = %s",
                 (sync_name, key),
@@ -616,7 +676,7 @@ class PostgresState:
             params.append(uid)
         if failed_only:
             where.append("NOT ok")
-        with self._connection("data") as conn:
+        with self._connection("read") as conn:
             cursor = conn.execute(
                 f"SELECT record::text FROM {self._q}.exchanges WHERE {' AND '.join(where)} "
                 "ORDER BY time DESC, seq DESC, id DESC LIMIT %s",
@@ -833,13 +893,17 @@ class PostgresState:
     def close(self) -> None:
         """Close the database connections (further calls raise :class:`StateStoreError`)."""
         self._closed = True
-        for lock, attr in ((self._data_lock, "_data"), (self._lease_lock, "_lease")):
-            with lock:
-                conn = getattr(self, attr)
-                setattr(self, attr, None)
+        for kind in _KINDS:
+            # Bounded: a thread stuck in a statement must not keep close() waiting forever.
+            locked = self._locks[kind].acquire(timeout=self.timeout)
+            try:
+                conn, self._conns[kind] = self._conns[kind], None
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         conn.close()
+            finally:
+                if locked:
+                    self._locks[kind].release()
 
     def __repr__(self) -> str:
         return f"PostgresState({self.where!r})"

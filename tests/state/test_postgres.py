@@ -222,6 +222,7 @@ def test_a_lost_connection_fails_one_call_and_the_next_reconnects(
     store = PostgresState(pg_url)
     try:
         store.commit("s", [("u", {"a": "1"})])
+        assert store.load("s", ["u"])  # both connections are open now
         with psycopg.connect(postgres.url, autocommit=True) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -229,7 +230,10 @@ def test_a_lost_connection_fails_one_call_and_the_next_reconnects(
             )
         with pytest.raises(StateStoreError, match="reconnects"):
             store.load("s", ["u"])
-        assert store.load("s", ["u"])["u"].attrs == {"a": "1"}
+        with pytest.raises(StateStoreError, match="reconnects"):
+            store.commit("s", [("u", {"a": "2"})])
+        store.commit("s", [("u", {"a": "3"})])
+        assert store.load("s", ["u"])["u"].attrs == {"a": "3"}
     finally:
         store.close()
 
