@@ -3,7 +3,9 @@
 ``python -m tests.reliability._crash_worker sync EDGE_URL PROJECT STATE N VERSION``
 syncs the deterministic rows ``rows(N, VERSION)`` into the emulator at ``EDGE_URL`` with the
 state file ``STATE``, then prints the result as JSON on stdout. Exit codes: 0 finished,
-3 interrupted (``SyncAbortedError`` after Ctrl-C; the partial result is printed too).
+3 stopped early (``SyncAbortedError`` after Ctrl-C, SIGTERM or an abort; the partial result is
+printed too), 4 another run of the sync held its lock. The environment variable
+``CRASH_ATTEMPTS`` sets the retry policy's attempts (default 8; 1 leaves every fault final).
 
 ``python -m tests.reliability._crash_worker torn STATE BATCHES KILL_AT`` commits ``BATCHES``
 transactions of 50 users each to an ``SQLiteState`` and kills itself with SIGKILL in the
@@ -19,7 +21,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-from contentstack_personalize import PersonalizeClient, RetryPolicy, SyncAbortedError
+from contentstack_personalize import (
+    PersonalizeClient,
+    RetryPolicy,
+    SyncAbortedError,
+    SyncInProgressError,
+)
 from contentstack_personalize.sync import SQLiteState, Sync
 
 MAPPING = {"plan": "plan", "ltv": "ltv", "tags": "tags"}
@@ -51,9 +58,13 @@ def sync_main(edge_url: str, project: str, state: str, n: int, version: int) -> 
         project,
         edge_url=edge_url,
         management_url=edge_url.rsplit("/", 1)[0] + "/management",
-        retry=RetryPolicy(max_attempts=8, initial_delay=0.001, max_delay=0.01),
+        retry=RetryPolicy(
+            max_attempts=int(os.environ.get("CRASH_ATTEMPTS", "8")),
+            initial_delay=0.001,
+            max_delay=0.01,
+        ),
         read_env=False,
-        timeout=10.0,
+        timeout=float(os.environ.get("CRASH_TIMEOUT", "10")),
     )
     with (
         client,
@@ -70,6 +81,9 @@ def sync_main(edge_url: str, project: str, state: str, n: int, version: int) -> 
     ):
         try:
             result = sync.run(rows(n, version))
+        except SyncInProgressError as exc:
+            print(json.dumps({"locked": True, "holder": exc.holder}, default=str), flush=True)
+            return 4
         except SyncAbortedError as exc:
             partial = exc.result.to_dict() if exc.result is not None else None
             print(json.dumps({"aborted": True, "result": partial}, default=str), flush=True)
