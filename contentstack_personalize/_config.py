@@ -11,14 +11,12 @@ from typing import Any
 import attrs
 import httpx
 
-from ._http import DEFAULT_RETRY, RetryPolicy, header_problem, user_uid_problem
-from ._version import __version__
+from ._http import DEFAULT_RETRY, USER_AGENT, RetryPolicy, header_problem, user_uid_problem
 from .errors import ConfigurationError
 from .regions import Region
 
 __all__ = ["ClientConfig", "resolve_config"]
 
-USER_AGENT = f"contentstack-personalize-python/{__version__}"
 
 ENV_PROJECT_UID = "CONTENTSTACK_PERSONALIZE_PROJECT_UID"
 ENV_REGION = "CONTENTSTACK_REGION"

@@ -15,12 +15,13 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 import httpx
 
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -31,6 +32,8 @@ from .errors import (
 )
 
 __all__ = [
+    "USER_AGENT",
+    "Attempt",
     "Exchange",
     "ExchangeHook",
     "RateLimiter",
@@ -40,11 +43,17 @@ __all__ = [
     "connect_failure",
     "redact_body",
     "redact_headers",
+    "scrub",
+    "send_with_retries",
+    "asend_with_retries",
     "shared_rate_limiter",
     "user_uid_problem",
 ]
 
 Api = Literal["edge", "management", "cma", "oauth"]
+
+#: The one user agent of every request the package sends (clients, auth, alert sinks).
+USER_AGENT = f"contentstack-personalize-python/{__version__}"
 
 #: Header names whose values are credentials.
 SECRET_HEADERS = frozenset(
@@ -511,13 +520,18 @@ def make_exchange(
     error: BaseException | None,
     will_retry: bool,
     max_body_bytes: int,
+    secrets: Iterable[str | None] = (),
 ) -> Exchange:
-    """Build the redacted record of one attempt (called only when someone observes)."""
+    """Build the redacted record of one attempt (called only when someone observes).
+
+    ``secrets``: values to mask wherever they appear besides the known credential shapes (an
+    OAuth authorization code, say)."""
+    masks = [s for s in secrets if s]
     try:
         request_content: bytes | None = request.content
     except httpx.RequestNotRead:
         request_content = None
-    return Exchange(
+    exchange = Exchange(
         api=api,
         method=request.method,
         url=str(request.url),
@@ -535,6 +549,25 @@ def make_exchange(
         error=describe_exception(error, request) if error is not None else None,
         will_retry=will_retry,
     )
+    if masks:
+        exchange = attrs.evolve(
+            exchange,
+            request_body=_masked(exchange.request_body, masks),
+            response_body=_masked(exchange.response_body, masks),
+            error=_masked(exchange.error, masks),
+        )
+    return exchange
+
+
+def _masked(text: str | None, secrets: Iterable[str]) -> str | None:
+    if text is None:
+        return None
+    from urllib.parse import quote_plus
+
+    for secret in secrets:
+        for form in {secret, quote_plus(secret)}:
+            text = text.replace(form, REDACTED)
+    return text
 
 
 def _secret_values(request: httpx.Request | None) -> list[str]:
@@ -551,10 +584,22 @@ def _secret_values(request: httpx.Request | None) -> list[str]:
     return sorted((v for v in values if len(v) >= 6), key=len, reverse=True)
 
 
-def scrub(text: str, request: httpx.Request | None = None) -> str:
-    """``text`` with credentials masked: JSON, form, header-line and dict-repr shapes, and any
-    credential header value of ``request`` wherever it appears (an error that echoes headers)."""
-    for secret in _secret_values(request):
+def scrub(
+    text: str, request: httpx.Request | None = None, secrets: Iterable[str | None] = ()
+) -> str:
+    """``text`` with credentials masked as ``[REDACTED]``: JSON, form, header-line and
+    dict-repr shapes, any credential header value of ``request`` wherever it appears (an error
+    that echoes headers), and each of ``secrets`` (webhook keys, passwords, codes...). The one
+    redaction helper of the package.
+
+    Example::
+
+        scrub('{"password": "hunter22"}')          # '{"password": "[REDACTED]"}'
+        scrub("POST failed: key abc123", secrets=["abc123"])   # '... key [REDACTED]'
+    """
+    values = _secret_values(request)
+    values += [v for v in secrets if v]
+    for secret in sorted(set(values), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return redact_body(text)
@@ -598,6 +643,112 @@ def transport_error(exc: httpx.HTTPError, request: httpx.Request, attempts: int)
         request=request,
         attempts=attempts,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The request pipeline: one retry loop for every request the package sends
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Attempt:
+    """What one attempt gave: an answer (``response``, whatever object the transport returns,
+    with its ``status``) or the transport failure ``error``.
+
+    Example: ``Attempt(response, status=response.status_code,
+    retry_after=response.headers.get("retry-after"))``
+    """
+
+    response: Any = None
+    status: int | None = None
+    retry_after: str | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """An answer with a 2xx status."""
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+
+#: ``observe(number, attempt, started_at, duration, will_retry)``, called after each attempt.
+Observer = Callable[[int, Attempt, float, float, bool], None]
+
+
+def _delay_after(policy: RetryPolicy, number: int, attempt: Attempt) -> float | None:
+    if attempt.ok:
+        return None
+    if attempt.error is not None:
+        return policy.next_delay(number, exc=attempt.error)
+    if attempt.status is None:
+        return None
+    return policy.next_delay(number, status_code=attempt.status, retry_after=attempt.retry_after)
+
+
+def send_with_retries(
+    policy: RetryPolicy,
+    send: Callable[[int], Attempt],
+    *,
+    observe: Observer | None = None,
+    discard: Callable[[Attempt], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Attempt, int]:
+    """Send with ``policy``'s retries (backoff, ``Retry-After``, the connection-failure
+    rules); return the last attempt and how many were made. ``send(n)`` makes attempt ``n``
+    and never raises for transport failures (it returns ``Attempt(error=...)``); ``observe``
+    sees every attempt (hooks, logs), ``discard`` releases an answer that will be retried.
+
+    Example::
+
+        last, attempts = send_with_retries(RetryPolicy(), lambda n: Attempt(...))
+    """
+    number = 0
+    while True:
+        number += 1
+        started_at, t0 = time.time(), time.perf_counter()
+        attempt = send(number)
+        delay = _delay_after(policy, number, attempt)
+        if observe is not None:
+            observe(number, attempt, started_at, time.perf_counter() - t0, delay is not None)
+        if delay is None:
+            return attempt, number
+        if discard is not None and attempt.response is not None:
+            discard(attempt)
+        if policy.sleep and delay > 0:
+            sleep(delay)
+
+
+async def asend_with_retries(
+    policy: RetryPolicy,
+    send: Callable[[int], Awaitable[Attempt]],
+    *,
+    observe: Observer | None = None,
+    discard: Callable[[Attempt], Awaitable[None]] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> tuple[Attempt, int]:
+    """The asyncio twin of :func:`send_with_retries` (the same decisions, in the same order).
+
+    Example::
+
+        last, attempts = await asend_with_retries(RetryPolicy(), send_once)
+    """
+    if sleep is None:
+        import asyncio
+
+        sleep = asyncio.sleep
+    number = 0
+    while True:
+        number += 1
+        started_at, t0 = time.time(), time.perf_counter()
+        attempt = await send(number)
+        delay = _delay_after(policy, number, attempt)
+        if observe is not None:
+            observe(number, attempt, started_at, time.perf_counter() - t0, delay is not None)
+        if delay is None:
+            return attempt, number
+        if discard is not None and attempt.response is not None:
+            await discard(attempt)
+        if policy.sleep and delay > 0:
+            await sleep(delay)
 
 
 # ---------------------------------------------------------------------------------------------

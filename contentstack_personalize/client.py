@@ -8,24 +8,25 @@ redacting happen in ``_http.py``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from ._config import ClientConfig, VerifyTypes, process_environ, resolve_config
 from ._http import (
+    Attempt,
     Exchange,
     ExchangeHook,
     RateLimiter,
     RetryPolicy,
+    asend_with_retries,
     encode_json,
     make_exchange,
     sanitized,
+    send_with_retries,
     shared_rate_limiter,
     transport_error,
 )
@@ -311,20 +312,41 @@ class _ClientCore:
             except Exception:
                 logger.exception("exchange hook %r failed; ignoring it", hook)
 
-    def _next_delay(
-        self, attempt: int, response: httpx.Response | None, error: BaseException | None
-    ) -> float | None:
-        policy = self._config.retry
-        if error is not None:
-            return policy.next_delay(attempt, exc=error)
-        assert response is not None
-        if response.is_success:
-            return None
-        return policy.next_delay(
-            attempt,
-            status_code=response.status_code,
-            retry_after=response.headers.get("retry-after"),
+    def _observer(
+        self, api: Api, request: httpx.Request
+    ) -> Callable[[int, Attempt, float, float, bool], None]:
+        def observe(
+            number: int, attempt: Attempt, started_at: float, duration: float, will_retry: bool
+        ) -> None:
+            self._observe(
+                api,
+                request,
+                attempt.response,
+                attempt.error,
+                started_at,
+                duration,
+                number,
+                will_retry,
+            )
+
+        return observe
+
+    @staticmethod
+    def _outcome(response: httpx.Response) -> Attempt:
+        return Attempt(
+            response, status=response.status_code, retry_after=response.headers.get("retry-after")
         )
+
+    @staticmethod
+    def _raise_for(last: Attempt, request: httpx.Request, attempts: int) -> httpx.Response:
+        error = last.error
+        if error is not None:
+            assert isinstance(error, httpx.HTTPError)
+            raise transport_error(error, request, attempts) from sanitized(error, request)
+        response: httpx.Response = last.response
+        if not response.is_success:
+            raise error_from_response(response, attempts=attempts)
+        return response
 
 
 class PersonalizeClient(_ClientCore):
@@ -465,37 +487,22 @@ class PersonalizeClient(_ClientCore):
     def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)
         limiter = self._rate_limiter(api)
-        sleep = self._config.retry.sleep
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def send(number: int) -> Attempt:
             if limiter is not None:
                 limiter.acquire()
-            started_at = time.time()
-            t0 = time.perf_counter()
-            response: httpx.Response | None = None
-            error: httpx.HTTPError | None = None
             try:
-                response = self._http.send(request, auth=auth)
-            except httpx.HTTPError as exc:  # transport failures, and bodies that cannot decode
-                error = exc
-            duration = time.perf_counter() - t0
-            delay = self._next_delay(attempt, response, error)
-            self._observe(
-                api, request, response, error, started_at, duration, attempt, delay is not None
-            )
-            if delay is None:
-                break
-            if response is not None:
-                response.close()
-            if sleep and delay > 0:
-                time.sleep(delay)
-        if error is not None:
-            raise transport_error(error, request, attempt) from sanitized(error, request)
-        assert response is not None
-        if not response.is_success:
-            raise error_from_response(response, attempts=attempt)
-        return response
+                return self._outcome(self._http.send(request, auth=auth))
+            except httpx.HTTPError as exc:  # transport failures, bodies that cannot decode
+                return Attempt(error=exc)
+
+        last, attempts = send_with_retries(
+            self._config.retry,
+            send,
+            observe=self._observer(api, request),
+            discard=lambda attempt: attempt.response.close(),
+        )
+        return self._raise_for(last, request, attempts)
 
 
 class AsyncPersonalizeClient(_ClientCore):
@@ -639,34 +646,19 @@ class AsyncPersonalizeClient(_ClientCore):
     async def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)
         limiter = self._rate_limiter(api)
-        sleep = self._config.retry.sleep
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def send(number: int) -> Attempt:
             if limiter is not None:
                 await limiter.aacquire()
-            started_at = time.time()
-            t0 = time.perf_counter()
-            response: httpx.Response | None = None
-            error: httpx.HTTPError | None = None
             try:
-                response = await self._http.send(request, auth=auth)
-            except httpx.HTTPError as exc:  # transport failures, and bodies that cannot decode
-                error = exc
-            duration = time.perf_counter() - t0
-            delay = self._next_delay(attempt, response, error)
-            self._observe(
-                api, request, response, error, started_at, duration, attempt, delay is not None
-            )
-            if delay is None:
-                break
-            if response is not None:
-                await response.aclose()
-            if sleep and delay > 0:
-                await asyncio.sleep(delay)
-        if error is not None:
-            raise transport_error(error, request, attempt) from sanitized(error, request)
-        assert response is not None
-        if not response.is_success:
-            raise error_from_response(response, attempts=attempt)
-        return response
+                return self._outcome(await self._http.send(request, auth=auth))
+            except httpx.HTTPError as exc:  # transport failures, bodies that cannot decode
+                return Attempt(error=exc)
+
+        async def discard(attempt: Attempt) -> None:
+            await attempt.response.aclose()
+
+        last, attempts = await asend_with_retries(
+            self._config.retry, send, observe=self._observer(api, request), discard=discard
+        )
+        return self._raise_for(last, request, attempts)

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import select
 import socket
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -50,8 +50,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import httpx
 
 from .._http import (
+    Attempt,
     Exchange,
     _body_text,
+    asend_with_retries,
     check_header,
     describe_exception,
     redact_headers,
@@ -606,52 +608,34 @@ class FastEdgeSender:
             len(body),
             body,
         )
-        policy = self._policy
-        attempt = 0
-        while True:
-            attempt += 1
-            observe = bool(self._client._hook_owner._hooks) or logger.isEnabledFor(logging.DEBUG)
-            started_at = time.time() if observe else 0.0
-            t0 = time.perf_counter() if observe else 0.0
-            response: _Response | None = None
-            error: httpx.TransportError | None = None
+
+        async def attempt_once(number: int) -> Attempt:
             try:
                 response = await self._attempt(data, user_uid, body)
             except httpx.TransportError as exc:
-                error = exc
-            status = response.status if response is not None else 0
-            if error is None and 200 <= status < 300:
-                delay = None
-            elif error is not None:
-                delay = policy.next_delay(attempt, exc=error)
-            else:
-                assert response is not None
-                delay = policy.next_delay(
-                    attempt, status_code=status, retry_after=response.header("retry-after")
-                )
-            if observe:
-                self._observe(
-                    user_uid,
-                    body,
-                    response,
-                    error,
-                    started_at,
-                    time.perf_counter() - t0,
-                    attempt,
-                    delay is not None,
-                )
-            if delay is None:
-                break
-            if policy.sleep and delay > 0:
-                await _sleep(delay)
-        if error is None and 200 <= status < 300:
-            return SendOutcome(True, attempt)
+                return Attempt(error=exc)
+            status = response.status
+            if 200 <= status < 300:
+                return Attempt(response, status=status)
+            return Attempt(response, status=status, retry_after=response.header("retry-after"))
+
+        observe = bool(self._client._hook_owner._hooks) or logger.isEnabledFor(logging.DEBUG)
+        last, attempts = await asend_with_retries(
+            self._policy,
+            attempt_once,
+            observe=functools.partial(self._observe, user_uid, body) if observe else None,
+            sleep=_sleep,
+        )
+        if last.ok:
+            return SendOutcome(True, attempts)
         request = self._httpx_request(user_uid, body)
+        error = last.error
         if error is not None:
-            failure: PersonalizeError = transport_error(error, request, attempt)
+            assert isinstance(error, httpx.TransportError)
+            failure: PersonalizeError = transport_error(error, request, attempts)
             failure.__cause__ = error
         else:
-            assert response is not None
+            response: _Response = last.response
             failure = error_from_response(
                 httpx.Response(
                     response.status,
@@ -659,9 +643,9 @@ class FastEdgeSender:
                     content=response.body,
                     request=request,
                 ),
-                attempts=attempt,
+                attempts=attempts,
             )
-        return SendOutcome(False, attempt, failure)
+        return SendOutcome(False, attempts, failure)
 
     async def aclose(self) -> None:
         """Close every connection this sender opened, also after ``Sync.run`` (whose event
@@ -821,13 +805,14 @@ class FastEdgeSender:
         self,
         user_uid: str,
         body: bytes,
-        response: _Response | None,
-        error: BaseException | None,
+        attempt: int,
+        outcome: Attempt,
         started_at: float,
         duration: float,
-        attempt: int,
         will_retry: bool,
     ) -> None:
+        response: _Response | None = outcome.response
+        error = outcome.error
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "PATCH %s -> %s in %.1f ms (attempt %d%s)",
