@@ -36,6 +36,13 @@ from typing import Any
 from _demo import personalize_environment
 
 from contentstack_personalize import PersonalizeClient
+from contentstack_personalize.alerts import (
+    Alerts,
+    RejectedAbove,
+    RowsDropped,
+    RunFailed,
+    SlackWebhook,
+)
 from contentstack_personalize.sync import Field, Sync, from_csv
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,21 @@ MAPPING: dict[str, str | Field] = {
     "plan": "plan",
     "lifetime_value": Field("lifetime_value", type=float),
 }
+
+
+def alerts_from_env() -> Alerts | None:
+    """The team's alerts when ``SLACK_WEBHOOK_URL`` is set (the demo leaves it unset).
+
+    Given to the ``Sync``, they judge every run, also one that raises (the scheduler's retry
+    does not page anyone twice: each problem is told once, and once more when fixed).
+    """
+    url = os.environ.get("SLACK_WEBHOOK_URL")
+    if not url:
+        return None
+    return Alerts(
+        rules=[RunFailed(severity="critical"), RejectedAbove(percent=5), RowsDropped(percent=50)],
+        sinks=[SlackWebhook(url)],
+    )
 
 
 def sync_users(**context: Any) -> dict[str, Any]:
@@ -66,6 +88,7 @@ def sync_users(**context: Any) -> dict[str, Any]:
             state=str(state),
             name="orchestrator/users",
             create_missing_attributes=True,
+            alerts=alerts_from_env(),
         ) as sync,
     ):
         result = sync.run(from_csv(csv_path))  # raises SyncAbortedError when the run stops early

@@ -7,6 +7,7 @@ promises. A new example without an entry in ``EXPECTED`` fails ``test_every_exam
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -17,9 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import respx
 
-from contentstack_personalize import ConfigurationError
+from contentstack_personalize import (
+    ConfigurationError,
+    PersonalizeClient,
+    RetryPolicy,
+    SyncAbortedError,
+)
 from contentstack_personalize.testing import PersonalizeEmulator
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -166,3 +174,38 @@ def test_sync_users_task_fails_loudly_on_a_bad_source(
     with pytest.raises(ConfigurationError, match="cannot open CSV file"):
         module.sync_users(params=params)
     assert emulator.users() == {}
+
+
+def test_sync_users_task_alerts_once_per_outage_through_the_sync(
+    orchestrator: tuple[Any, PersonalizeEmulator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With SLACK_WEBHOOK_URL set, the task's Sync alerts: an Edge outage that aborts two
+    scheduled attempts posts one message (run_failed, naming rejected_above_5); the next good
+    run posts the resolve."""
+    module, emulator = orchestrator
+    # Retries without waiting: the outage is about alerts, not about the retry schedule.
+    fast = functools.partial(PersonalizeClient, retry=RetryPolicy(sleep=False, max_attempts=2))
+    monkeypatch.setattr(module, "PersonalizeClient", fast)
+    hook = "https://hooks.slack.com/services/T0/B0/orchestrator"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", hook)
+    params = {"state": str(tmp_path / "state.db")}
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="127.0.0.1").pass_through()  # the emulator
+        slack = router.post(hook).mock(return_value=httpx.Response(200, text="ok"))
+        module.sync_users(run_id="1", params=params)
+        assert slack.call_count == 0
+        emulator.set_faults(outage=True, apply_to={"edge"})
+        changed = tmp_path / "changed.csv"
+        text = (EXAMPLES / "data" / "users.csv").read_text()
+        changed.write_text(text.replace("pro", "enterprise"))  # many users to send again
+        for attempt in ("2", "2-retry"):
+            with pytest.raises(SyncAbortedError):
+                module.sync_users(run_id=attempt, params={**params, "csv": str(changed)})
+        emulator.set_faults()
+        module.sync_users(run_id="3", params={**params, "csv": str(changed)})
+    texts = [json.loads(call.request.content)["text"] for call in slack.calls]
+    assert len(texts) == 2, texts
+    assert "run_failed" in texts[0] and "rejected_above_5" in texts[0]
+    assert "RESOLVED" in texts[1] and "run_failed" in texts[1]
