@@ -108,8 +108,10 @@ def _body(request: EmulatorRequest) -> Any:
         raise ValueError("the body is not valid JSON") from None
 
 
-def _call(method: Callable[..., Any], args: Mapping[str, Any], **fixed: Any) -> Any:
+def _call(method: Callable[..., Any], args: Any, **fixed: Any) -> Any:
     """Call a seeding helper with JSON arguments, refusing names it does not take."""
+    if not isinstance(args, Mapping):
+        raise ValueError("the body must be a JSON object of arguments")
     params = inspect.signature(method).parameters
     unknown = sorted(k for k in args if k not in params or k in fixed)
     if unknown:
@@ -222,10 +224,7 @@ def _dispatch(
         }
         seeder = seeders.get(head)
         if seeder is not None:
-            args = _body(request)
-            if not isinstance(args, dict):
-                raise ValueError("the body must be a JSON object of arguments")
-            return json_response(201, _call(seeder, args, project_uid=project))
+            return json_response(201, _call(seeder, _body(request), project_uid=project))
     return _unknown(request)
 
 

@@ -145,6 +145,11 @@ def test_seed_experience_and_event(
     assert "unknown arguments ['colour']" in r.json()["message"]
     r = http.post("/_emulator/experiences", json={"name": "X", "active_variant": "9"})
     assert r.status_code == 400
+    r = http.post("/_emulator/events", json=["signup"])
+    assert (r.status_code, r.json()["message"]) == (
+        400,
+        "the body must be a JSON object of arguments",
+    )
 
 
 def test_requests_log_is_readable_and_not_polluted_by_control(

@@ -304,6 +304,7 @@ def test_lenient_edge_generates_a_user_uid_for_writes() -> None:
     assert r.status == 200
     uid = r.header("x-cs-personalize-user-uid")
     assert uid and emulator.user_attributes(uid) == {"a": 1}
+    assert emulator.requests[-1].user_uid == uid
     r = emulator.request(
         "POST", f"{EDGE}/events", headers=headers, body=b'[{"type": "EVENT", "eventKey": "k"}]'
     )
