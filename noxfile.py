@@ -52,3 +52,9 @@ def dlt(session: nox.Session) -> None:
 def dagster(session: nox.Session) -> None:
     """The Dagster resource, materialized with ``dagster.materialize``."""
     _test(session, "dagster")
+
+
+@nox.session
+def prefect(session: nox.Session) -> None:
+    """The Prefect block and task, under Prefect's test harness."""
+    _test(session, "prefect")
