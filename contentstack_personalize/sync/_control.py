@@ -35,6 +35,7 @@ class RunControl:
         self.grace = grace
         self.reason: str | None = None
         self.signal: str | None = None
+        self.cause: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._cancel_handle: asyncio.TimerHandle | None = None
@@ -48,10 +49,17 @@ class RunControl:
         if self.reason is not None:
             loop.call_soon_threadsafe(self._arm)
 
-    def stop(self, reason: str, *, signal_name: str | None = None) -> None:
+    def stop(
+        self,
+        reason: str,
+        *,
+        signal_name: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
         """Ask the run to stop (first reason wins). Thread-safe; callable from a signal handler."""
         if self.reason is not None:
             return
+        self.cause = cause
         self.reason = reason
         self.signal = signal_name
         loop = self._loop

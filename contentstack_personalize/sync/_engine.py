@@ -983,6 +983,7 @@ class Sync:
                         changed=changed,
                         new_state={**old, **changed},
                         old_state=old,
+                        # "added": no acknowledged value on record (new, or all keys unknown)
                         first_time=all(v is None for v in old.values()),
                         retried=failed_before,
                     )
@@ -1091,6 +1092,7 @@ class Sync:
                 error = await self._execute(spool, tally, full, control)
             else:
                 error = control.reason
+            cause = control.cause
             if error is not None:
                 status = "aborted"
             elif tally.rejected and not tally.added + tally.changed:
@@ -1245,7 +1247,7 @@ class Sync:
                 # What this batch acknowledged stays pending (unknown) in the store, so the next
                 # run sends it again; this run stops sending, since it can no longer record.
                 store_failed = True
-                control.stop(f"the state store failed: {exc}")
+                control.stop(f"the state store failed: {exc}", cause=exc)
 
         def flush_in_background() -> None:
             nonlocal last_flush
@@ -1343,7 +1345,7 @@ class Sync:
                     try:
                         await loop.run_in_executor(committer, store.mark_pending, name, entries)
                     except StateStoreError as exc:
-                        control.stop(f"the state store failed: {exc}")
+                        control.stop(f"the state store failed: {exc}", cause=exc)
                 for work in works:
                     if control:
                         not_sent(work)
@@ -1377,7 +1379,7 @@ class Sync:
             except StateStoreError as exc:
                 # The acknowledgements not written stay pending (unknown) in the store: the
                 # next run sends those users again. The run itself is reported as stopped.
-                control.stop(f"the state store failed: {exc}")
+                control.stop(f"the state store failed: {exc}", cause=exc)
             finally:
                 committer.shutdown(wait=True)
                 if owns_sender:
