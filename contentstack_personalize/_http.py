@@ -79,7 +79,8 @@ _SECRET_FORM_RE = re.compile(r"(?<![A-Za-z_])(" + "|".join(SECRET_KEYS) + r")=[^
 _ALL_SECRET_NAMES = "|".join(sorted({*SECRET_KEYS, *SECRET_HEADERS}, key=len, reverse=True))
 # 'authtoken': 'x' and "authtoken": 'x' as in a Python dict repr
 _SECRET_QUOTED_RE = re.compile(
-    r"""(['"](?:""" + _ALL_SECRET_NAMES + r""")['"]\s*:\s*)(['"])(?:(?!\2).)*\2""", re.IGNORECASE
+    r"""(['"](?:""" + _ALL_SECRET_NAMES + r""")['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""",
+    re.IGNORECASE,
 )
 # authtoken: x   /   Authorization: Bearer x   (raw header lines)
 _SECRET_LINE_RE = re.compile(r"(?im)^(\s*(?:" + _ALL_SECRET_NAMES + r")\s*:\s*)(?!\[REDACTED\]).+$")
@@ -234,6 +235,7 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = RETRY_STATUSES
     retry_timeouts: bool = True
     retry_connection_errors: bool = True
+    retry_after_send: bool = True
     sleep: bool = True
 
     def __attrs_post_init__(self) -> None:
@@ -272,6 +274,10 @@ class RetryPolicy:
 
     def retryable_exception(self, exc: BaseException) -> bool:
         """Whether this transport failure is worth another attempt."""
+        if not self.retry_after_send and not isinstance(
+            exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+        ):
+            return False  # the server may have acted on the request: never send it twice
         if isinstance(exc, httpx.TimeoutException):
             return self.retry_timeouts
         if isinstance(exc, httpx.TransportError):
@@ -327,6 +333,15 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+#: Credential calls (login, logout, OAuth code exchange): retried only when the server surely
+#: did not act (no connection, 429, 503), because a code or a login must not be used twice.
+AUTH_RETRY = RetryPolicy(
+    max_attempts=3,
+    retry_statuses=frozenset({429, 503}),
+    retry_after_send=False,
+    max_retry_after=30.0,
+)
 
 #: Attempts for a refused connection or an unresolvable host (see ``connect_attempts``).
 SYSTEMIC_CONNECT_ATTEMPTS = 2
@@ -598,7 +613,9 @@ def scrub(
         scrub("POST failed: key abc123", secrets=["abc123"])   # '... key [REDACTED]'
     """
     values = _secret_values(request)
-    values += [v for v in secrets if v]
+    # Strings shorter than 6 characters are left alone: masking every "s" of a message would
+    # hide the message, and no real key, token or password is that short.
+    values += [v for v in secrets if v and len(v) >= 6]
     for secret in sorted(set(values), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)

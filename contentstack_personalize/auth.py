@@ -32,7 +32,20 @@ from typing import Any
 import attrs
 import httpx
 
-from ._version import __version__
+from ._http import (
+    AUTH_RETRY,
+    REDACTED,
+    USER_AGENT,
+    Attempt,
+    ExchangeHook,
+    Observer,
+    RetryPolicy,
+    asend_with_retries,
+    describe_exception,
+    make_exchange,
+    scrub,
+    send_with_retries,
+)
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -64,8 +77,8 @@ __all__ = [
 
 _log = logging.getLogger("contentstack_personalize.auth")
 
-_REDACTED = "***"
-_USER_AGENT = f"contentstack-personalize-python/{__version__}"
+_REDACTED = REDACTED
+_USER_AGENT = USER_AGENT
 DEFAULT_SCOPE: tuple[str, ...] = ("personalize:manage", "personalize:read")
 
 _MANAGEMENT_TOKEN_MESSAGE = (
@@ -131,12 +144,10 @@ def _epoch(value: float | _dt.datetime | None, what: str = "expires_at") -> floa
 
 
 def _redact_bytes(content: bytes, secret_values: Iterable[str | None]) -> bytes:
-    for secret in secret_values:
-        if not secret:
-            continue
-        for form in {secret, json.dumps(secret)[1:-1]}:
-            content = content.replace(form.encode("utf-8"), _REDACTED.encode())
-    return content
+    forms = [f for v in secret_values if v for f in (v, json.dumps(v)[1:-1])]
+    if not content or not forms:
+        return content
+    return scrub(content.decode("utf-8", errors="replace"), secrets=forms).encode("utf-8")
 
 
 def _safe_error(
@@ -189,15 +200,18 @@ def _safe_error(
     return error
 
 
-def _transport_error(exc: httpx.TransportError, what: str) -> PersonalizeError:
+def _transport_error(exc: BaseException, what: str, attempts: int = 1) -> PersonalizeError:
     # The original request is not attached: it may carry a password or a token in its body.
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(
-            f"{what} timed out ({type(exc).__name__}); try again, or pass a larger timeout="
+            f"{what} timed out{tries} ({type(exc).__name__}); try again, or pass a larger timeout=",
+            attempts=attempts,
         )
     return APIConnectionError(
-        f"{what} failed: no answer ({type(exc).__name__}: {exc}); check the network, any proxy "
-        "and the region"
+        f"{what} failed{tries}: no answer ({describe_exception(exc)}); check the network, any "
+        "proxy and the region",
+        attempts=attempts,
     )
 
 
@@ -835,6 +849,45 @@ def _check_client_args(http_client: object, transport: object) -> None:
         raise ConfigurationError("pass http_client or transport, not both")
 
 
+def _auth_observer(
+    on_exchange: ExchangeHook | None, request: httpx.Request, secret_values: Iterable[str | None]
+) -> Observer | None:
+    """Exchange records of a credential call for ``on_exchange`` (a debugger's hook, say), with
+    the password, codes and tokens masked."""
+    if on_exchange is None:
+        return None
+    masks = list(secret_values)
+    api = "oauth" if request.method == "POST" and request.url.path.endswith("/token") else "cma"
+
+    def observe(
+        number: int, attempt: Attempt, started_at: float, duration: float, will_retry: bool
+    ) -> None:
+        exchange = make_exchange(
+            api=api,
+            request=request,
+            response=attempt.response,
+            started_at=started_at,
+            duration=duration,
+            attempt=number,
+            error=attempt.error,
+            will_retry=will_retry,
+            max_body_bytes=4096,
+            secrets=masks,
+        )
+        try:
+            on_exchange(exchange)
+        except Exception:
+            _log.exception("exchange hook %r failed; ignoring it", on_exchange)
+
+    return observe
+
+
+def _answer(response: httpx.Response) -> Attempt:
+    return Attempt(
+        response, status=response.status_code, retry_after=response.headers.get("retry-after")
+    )
+
+
 def _send_sync(
     request: httpx.Request,
     *,
@@ -843,19 +896,38 @@ def _send_sync(
     timeout: float,
     what: str,
     auth: httpx.Auth | None = None,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
+    secret_values: Iterable[str | None] = (),
 ) -> httpx.Response:
+    """Send a credential call through the package's one request pipeline (``AUTH_RETRY``
+    unless ``retry`` is given, ``on_exchange`` observing)."""
     _check_client_args(http_client, transport)
     client = http_client if http_client is not None else httpx.Client(transport=transport)
     request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+
+    def send(number: int) -> Attempt:
+        try:
+            response = client.send(request, auth=auth)
+            response.read()
+        except httpx.TransportError as exc:
+            return Attempt(error=exc)
+        return _answer(response)
+
     try:
-        response = client.send(request, auth=auth)
-        response.read()
-        return response
-    except httpx.TransportError as exc:
-        raise _transport_error(exc, what) from exc
+        last, attempts = send_with_retries(
+            retry or AUTH_RETRY,
+            send,
+            observe=_auth_observer(on_exchange, request, secret_values),
+            discard=lambda attempt: attempt.response.close(),
+        )
     finally:
         if http_client is None:
             client.close()
+    if last.error is not None:
+        raise _transport_error(last.error, what, attempts) from last.error
+    response: httpx.Response = last.response
+    return response
 
 
 async def _send_async(
@@ -866,19 +938,39 @@ async def _send_async(
     timeout: float,
     what: str,
     auth: httpx.Auth | None = None,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
+    secret_values: Iterable[str | None] = (),
 ) -> httpx.Response:
     _check_client_args(http_client, transport)
     client = http_client if http_client is not None else httpx.AsyncClient(transport=transport)
     request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+
+    async def send(number: int) -> Attempt:
+        try:
+            response = await client.send(request, auth=auth)
+            await response.aread()
+        except httpx.TransportError as exc:
+            return Attempt(error=exc)
+        return _answer(response)
+
+    async def discard(attempt: Attempt) -> None:
+        await attempt.response.aclose()
+
     try:
-        response = await client.send(request, auth=auth)
-        await response.aread()
-        return response
-    except httpx.TransportError as exc:
-        raise _transport_error(exc, what) from exc
+        last, attempts = await asend_with_retries(
+            retry or AUTH_RETRY,
+            send,
+            observe=_auth_observer(on_exchange, request, secret_values),
+            discard=discard,
+        )
     finally:
         if http_client is None:
             await client.aclose()
+    if last.error is not None:
+        raise _transport_error(last.error, what, attempts) from last.error
+    response: httpx.Response = last.response
+    return response
 
 
 def exchange_code(
@@ -895,6 +987,8 @@ def exchange_code(
     transport: httpx.BaseTransport | None = None,
     on_refresh: OnRefresh | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> OAuth:
     """Trade the authorization code from the redirect for tokens; return a ready :class:`OAuth`.
 
@@ -928,6 +1022,9 @@ def exchange_code(
         transport=transport,
         timeout=timeout,
         what="OAuth code exchange",
+        retry=retry,
+        on_exchange=on_exchange,
+        secret_values=[code, client_secret, code_verifier],
     )
     return _oauth_from_exchange(
         response,
@@ -955,6 +1052,8 @@ async def aexchange_code(
     transport: httpx.AsyncBaseTransport | None = None,
     on_refresh: OnRefresh | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> OAuth:
     """Async twin of :func:`exchange_code`.
 
@@ -981,6 +1080,9 @@ async def aexchange_code(
         transport=transport,
         timeout=timeout,
         what="OAuth code exchange",
+        retry=retry,
+        on_exchange=on_exchange,
+        secret_values=[code, client_secret, code_verifier],
     )
     return _oauth_from_exchange(
         response,
@@ -1059,6 +1161,8 @@ def login(
     http_client: httpx.Client | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> AuthToken:
     """Log in to the Content Management API and return the user's :class:`AuthToken`.
 
@@ -1081,7 +1185,14 @@ def login(
     base = _cma_base(region, cma_url)
     request = _login_request(email, password, tfa_token, base)
     response = _send_sync(
-        request, http_client=http_client, transport=transport, timeout=timeout, what="login"
+        request,
+        http_client=http_client,
+        transport=transport,
+        timeout=timeout,
+        what="login",
+        retry=retry,
+        on_exchange=on_exchange,
+        secret_values=[password, tfa_token],
     )
     return _authtoken_from_login(
         response, secret_values=[password, tfa_token], organization_uid=organization_uid
@@ -1099,6 +1210,8 @@ async def alogin(
     http_client: httpx.AsyncClient | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> AuthToken:
     """Async twin of :func:`login` (same 20-authtokens-per-user limit).
 
@@ -1109,7 +1222,14 @@ async def alogin(
     base = _cma_base(region, cma_url)
     request = _login_request(email, password, tfa_token, base)
     response = await _send_async(
-        request, http_client=http_client, transport=transport, timeout=timeout, what="login"
+        request,
+        http_client=http_client,
+        transport=transport,
+        timeout=timeout,
+        what="login",
+        retry=retry,
+        on_exchange=on_exchange,
+        secret_values=[password, tfa_token],
     )
     return _authtoken_from_login(
         response, secret_values=[password, tfa_token], organization_uid=organization_uid

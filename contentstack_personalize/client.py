@@ -83,6 +83,15 @@ def _resolve_auth(
     return auth_from_env(environ)
 
 
+def _shown_url(url: str) -> str:
+    """``url`` without any user:password part (a proxy-style URL may carry one)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if "@" in host:
+        host = "[REDACTED]@" + host.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{host}{slash}{path}"
+
+
 class _ClientCore:
     """State and pure helpers shared by both clients."""
 
@@ -187,11 +196,17 @@ class _ClientCore:
             self._hooks = tuple(h for h in self._hooks if h is not hook)
 
     def __repr__(self) -> str:
-        auth = repr(self._auth) if self._auth is not None else "None"
-        return (
-            f"{type(self).__name__}(project_uid={self._config.project_uid!r}, "
-            f"region={self._config.region.value!r}, auth={auth})"
-        )
+        """The project, the URLs actually in use (the region only when they are its own), and
+        the auth with its secret hidden."""
+        config = self._config
+        region = config.region
+        parts = [f"project_uid={config.project_uid!r}"]
+        if (config.edge_url, config.management_url) == (region.edge_url, region.management_url):
+            parts.append(f"region={region.value!r}")
+        parts.append(f"edge_url={_shown_url(config.edge_url)!r}")
+        parts.append(f"management_url={_shown_url(config.management_url)!r}")
+        parts.append(f"auth={self._auth!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     # -- pure request building -----------------------------------------------------------------
 

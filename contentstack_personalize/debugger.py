@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import Counter, deque
@@ -42,7 +41,7 @@ from typing import IO, Any
 
 import attrs
 
-from ._http import REDACTED, Exchange, redact_body, redact_headers
+from ._http import REDACTED, Exchange, redact_headers, scrub
 from .errors import ConfigurationError
 
 __all__ = ["DebugRecord", "Debugger", "read_jsonl"]
@@ -63,27 +62,8 @@ def _truncate(text: str | None, limit: int) -> str | None:
     return f"{cut}... [{len(raw) - limit} more bytes]"
 
 
-_SECRET_NAMES = (
-    "authtoken|authorization|proxy-authorization|cookie|set-cookie|x-api-key|password|"
-    "access_token|refresh_token|client_secret|tfa_token|code_verifier"
-)
-# Beyond JSON and forms (which ``redact_body`` masks): Python reprs of header dicts
-# (``{'authtoken': '...'}``, as a transport error may echo them) and raw header lines.
-_QUOTED_SECRET = re.compile(
-    r"""(['"](?:""" + _SECRET_NAMES + r""")['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""",
-    re.IGNORECASE,
-)
-_HEADER_LINE_SECRET = re.compile(
-    r"^(\s*(?:" + _SECRET_NAMES + r")\s*:[ \t]*)\S.*$", re.IGNORECASE | re.MULTILINE
-)
-
-
 def _redact_text(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = redact_body(text)
-    text = _QUOTED_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
-    return _HEADER_LINE_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    return None if text is None else scrub(text)
 
 
 @attrs.frozen(kw_only=True)
@@ -177,7 +157,7 @@ class DebugRecord:
             time=exchange.started_at,
             api=exchange.api,
             method=exchange.method,
-            url=redact_body(exchange.url),
+            url=scrub(exchange.url),
             request_headers=headers(exchange.request_headers),
             request_body=_truncate(_redact_text(exchange.request_body), max_body_bytes),
             status=exchange.status,
@@ -285,6 +265,9 @@ class Debugger:
         self._status: Counter[int | None] = Counter()
         self._seq = 0
         self._seen = 0
+        self._retried = 0  # attempts followed by another attempt
+        self._succeeded = 0  # requests whose final attempt got a 2xx answer
+        self._final_failed = 0  # requests whose final attempt did not
         self._sampled_out = 0
         self._evicted = 0
         self._exported = 0
@@ -324,6 +307,12 @@ class Debugger:
         with self._lock:
             self._seen += 1
             self._status[exchange.status] += 1
+            if exchange.will_retry:
+                self._retried += 1
+            elif exchange.ok:
+                self._succeeded += 1
+            else:
+                self._final_failed += 1
             routine = exchange.ok and exchange.attempt <= 1 and not exchange.will_retry
             if routine and not self._sampled(exchange):
                 self._sampled_out += 1
@@ -539,9 +528,17 @@ class Debugger:
         return [r for r in self.records if r.run_id == run_id]
 
     def failed(self) -> list[DebugRecord]:
-        """The held records without a 2xx answer (errors, refusals, attempts that failed).
+        """The held records of requests that failed in the end: the last attempt of each, without
+        a 2xx answer. A 503 that succeeded on retry is not here (see :meth:`failed_attempts`).
 
         Example: ``[(r.status, r.error) for r in debugger.failed()]``
+        """
+        return [r for r in self.records if not r.ok and not r.will_retry]
+
+    def failed_attempts(self) -> list[DebugRecord]:
+        """Every held attempt without a 2xx answer, retried or final.
+
+        Example: ``[r.status for r in debugger.failed_attempts() if r.will_retry]``
         """
         return [r for r in self.records if not r.ok]
 
@@ -555,19 +552,26 @@ class Debugger:
             return dict(self._status)
 
     def stats(self) -> dict[str, Any]:
-        """Exact counters: exchanges seen, held, sampled out, evicted, exported, failed.
+        """Exact counters. Attempts and final outcomes are counted apart: ``seen`` attempts, of
+        which ``retried`` were followed by another attempt; ``requests`` final outcomes, of which
+        ``succeeded`` and ``failed``; and ``held``, ``sampled_out``, ``evicted``, ``exported``.
 
-        Example: ``debugger.stats()["seen"]``
+        Example: ``debugger.stats()["failed"]`` (requests that failed in the end)
         """
         with self._lock:
-            failed = sum(n for status, n in self._status.items() if not _ok(status))
+            failed_attempts = sum(n for status, n in self._status.items() if not _ok(status))
             return {
                 "seen": self._seen,
+                "attempts": self._seen,
+                "retried": self._retried,
+                "failed_attempts": failed_attempts,
+                "requests": self._succeeded + self._final_failed,
+                "succeeded": self._succeeded,
+                "failed": self._final_failed,
                 "held": len(self._routine) + len(self._notable),
                 "sampled_out": self._sampled_out,
                 "evicted": self._evicted,
                 "exported": self._exported,
-                "failed": failed,
                 "export": self._export_name,
                 "export_error": self._export_error,
                 "status_counts": {
@@ -597,7 +601,8 @@ class Debugger:
         return len(records)
 
     def to_pandas(self) -> Any:
-        """The held records as a pandas DataFrame, one row per exchange (needs pandas).
+        """The held records as a pandas DataFrame, one row per attempt (needs pandas); ``time``
+        is a timezone-aware UTC datetime.
 
         Example: ``debugger.to_pandas().groupby("status").size()``
         """
@@ -605,7 +610,10 @@ class Debugger:
 
         pd = require_pandas("Debugger.to_pandas()")
         columns = [a.name for a in attrs.fields(DebugRecord)]
-        return pd.DataFrame.from_records([r.to_dict() for r in self.records], columns=columns)
+        frame = pd.DataFrame.from_records([r.to_dict() for r in self.records], columns=columns)
+        # When each attempt started, as a timezone-aware (UTC) datetime.
+        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+        return frame
 
     def summary(self) -> str:
         """A short readable report.
@@ -617,7 +625,8 @@ class Debugger:
             f"{k}: {v}" for k, v in sorted(s["status_counts"].items(), key=lambda kv: kv[0])
         )
         text = (
-            f"Debugger: {s['seen']} exchanges seen, {s['held']} held, {s['failed']} failed, "
+            f"Debugger: {s['seen']} exchanges seen ({s['requests']} requests: {s['succeeded']} "
+            f"succeeded, {s['failed']} failed; {s['retried']} attempts retried), {s['held']} held, "
             f"{s['sampled_out']} sampled out, {s['evicted']} evicted"
         )
         if statuses:

@@ -13,10 +13,12 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import respx
 
+from contentstack_personalize._http import AUTH_RETRY, Exchange
 from contentstack_personalize.auth import (
     PKCE,
     AuthToken,
@@ -150,7 +152,7 @@ def test_authtoken_rejects_unusable_tokens(bad: str) -> None:
 def test_authtoken_repr_hides_token() -> None:
     token = AuthToken(f"  {AUTHTOKEN}\n", organization_uid="org-1")
     assert token.token == AUTHTOKEN
-    assert repr(token) == "AuthToken(token='***', organization_uid='org-1')"
+    assert repr(token) == "AuthToken(token='[REDACTED]', organization_uid='org-1')"
     assert AUTHTOKEN not in str(token)
 
 
@@ -934,6 +936,62 @@ def test_no_secret_in_any_repr_or_log(caplog: pytest.LogCaptureFixture) -> None:
         for text in (repr(obj), str(obj)):
             for mark in (*ALL_MARKS, VERIFIER_MARK):
                 assert mark not in text, (type(obj).__name__, text)
-    assert "org-9" in repr(oauth) and "'***'" in repr(tokens)
+    assert "org-9" in repr(oauth) and "'[REDACTED]'" in repr(tokens)
     for mark in ALL_MARKS:
         assert mark not in caplog.text
+
+
+# ---------------------------------------------------------------------------- the one pipeline
+
+
+@respx.mock
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_login_goes_through_the_pipeline(use_async: bool) -> None:
+    """Login is retried when the server surely did not act (503, 429) and is observed like any
+    other request, the password masked in the records."""
+    route = respx.post(f"{CMA}/v3/user-session").mock(
+        side_effect=[httpx.Response(503), httpx.Response(429), login_ok()]
+    )
+    seen: list[Exchange] = []
+    retry = attrs.evolve(AUTH_RETRY, sleep=False)
+    if use_async:
+        token = await alogin("me@example.com", PASSWORD, retry=retry, on_exchange=seen.append)
+    else:
+        token = login("me@example.com", PASSWORD, retry=retry, on_exchange=seen.append)
+    assert token.token == AUTHTOKEN and route.call_count == 3
+    assert [(e.status, e.will_retry, e.attempt) for e in seen] == [
+        (503, True, 1),
+        (429, True, 2),
+        (200, False, 3),
+    ]
+    dumped = json.dumps([e.to_dict() for e in seen])
+    assert PASSWORD not in dumped and AUTHTOKEN not in dumped
+    assert seen[0].request_headers["user-agent"].startswith("contentstack-personalize-python/")
+
+
+@respx.mock
+def test_a_code_exchange_that_may_have_been_used_is_not_resent() -> None:
+    route = respx.post(TOKEN_URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(APITimeoutError):
+        exchange_code(
+            code=CODE, client_id="c", app_id="a", redirect_uri="http://x/cb", client_secret=SECRET
+        )
+    assert route.call_count == 1  # an authorization code is single-use: never sent twice
+
+
+@respx.mock
+def test_a_code_exchange_is_observed_with_the_code_masked() -> None:
+    respx.post(TOKEN_URL).mock(return_value=token_answer(access=ACCESS, refresh=REFRESH))
+    seen: list[Exchange] = []
+    exchange_code(
+        code=CODE,
+        client_id="c",
+        app_id="a",
+        redirect_uri="http://x/cb",
+        client_secret=SECRET,
+        on_exchange=seen.append,
+    )
+    assert len(seen) == 1 and seen[0].api == "oauth" and seen[0].status == 200
+    dumped = json.dumps(seen[0].to_dict())
+    for mark in (CODE, SECRET, ACCESS, REFRESH):
+        assert mark not in dumped

@@ -341,3 +341,19 @@ class TestAsync:
         await client.aclose()
         with pytest.raises(ConfigurationError):
             await client._request("edge", "GET", "/manifest")
+
+
+def test_repr_shows_the_urls_in_use() -> None:
+    from contentstack_personalize import PersonalizeClient as Client
+
+    default = Client("p" * 24, read_env=False)
+    assert "region='aws-na'" in repr(default)
+    assert "edge_url='https://personalize-edge.contentstack.com'" in repr(default)
+    default.close()
+    custom = Client("p" * 24, edge_url="http://user:s3cret-pw@127.0.0.1:8080/edge", read_env=False)
+    shown = repr(custom)
+    assert "region=" not in shown  # the region's URLs are not the ones in use
+    assert "edge_url='http://[REDACTED]@127.0.0.1:8080/edge'" in shown
+    assert "management_url='https://personalize-api.contentstack.com'" in shown
+    assert "s3cret" not in shown
+    custom.close()

@@ -7,17 +7,23 @@ import email.utils
 import random
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from contentstack_personalize._http import (
+    USER_AGENT,
+    Attempt,
     RateLimiter,
     RetryPolicy,
+    asend_with_retries,
     check_user_uid,
+    connect_failure,
     encode_json,
     redact_body,
     redact_headers,
+    send_with_retries,
     shared_rate_limiter,
     user_uid_problem,
 )
@@ -229,3 +235,164 @@ class TestEncodeJson:
             encode_json(value)
         assert where in str(info.value)
         assert "nothing was sent" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one request pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+class TestPipeline:
+    SCRIPT = (503, 429, 200)
+
+    def _scripted(self) -> list[Attempt]:
+        return [
+            Attempt(object(), status=s, retry_after="0" if s == 429 else None) for s in self.SCRIPT
+        ]
+
+    def test_sync_and_async_drivers_decide_alike(self) -> None:
+        seen_sync: list[tuple[int, int | None, bool]] = []
+        seen_async: list[tuple[int, int | None, bool]] = []
+        policy = RetryPolicy(sleep=False)
+        answers = iter(self._scripted())
+        last, attempts = send_with_retries(
+            policy,
+            lambda n: next(answers),
+            observe=lambda n, a, t, d, again: seen_sync.append((n, a.status, again)),
+        )
+        assert last.ok and attempts == 3
+        answers = iter(self._scripted())
+
+        async def send(n: int) -> Attempt:
+            return next(answers)
+
+        last, attempts = asyncio.run(
+            asend_with_retries(
+                policy,
+                send,
+                observe=lambda n, a, t, d, again: seen_async.append((n, a.status, again)),
+            )
+        )
+        assert last.ok and attempts == 3
+        assert seen_sync == seen_async == [(1, 503, True), (2, 429, True), (3, 200, False)]
+
+    def test_connection_failures_of_each_kind(self) -> None:
+        import socket
+        import ssl
+
+        def wrapped(cause: BaseException) -> httpx.ConnectError:
+            exc = httpx.ConnectError("failed")
+            exc.__cause__ = cause
+            return exc
+
+        policy = RetryPolicy(jitter=0)  # 5 attempts for anything else
+        refused = wrapped(ConnectionRefusedError(111, "refused"))
+        dns = wrapped(socket.gaierror(-2, "Name or service not known"))
+        tls = wrapped(ssl.SSLCertVerificationError("certificate verify failed"))
+        assert connect_failure(refused) == "refused" and connect_failure(dns) == "dns"
+        assert connect_failure(tls) == "tls" and connect_failure(httpx.ConnectError("x")) is None
+        assert (
+            policy.next_delay(1, exc=refused) == 0.25 and policy.next_delay(2, exc=refused) is None
+        )
+        assert policy.next_delay(1, exc=dns) == 0.25 and policy.next_delay(2, exc=dns) is None
+        assert policy.next_delay(1, exc=tls) is None
+        assert policy.next_delay(4, exc=httpx.ConnectError("x")) is not None
+
+    def test_retry_after_send_off_only_retries_what_was_not_sent(self) -> None:
+        policy = RetryPolicy(retry_after_send=False)
+        assert policy.next_delay(1, exc=httpx.ConnectError("x")) is not None
+        assert policy.next_delay(1, exc=httpx.ConnectTimeout("x")) is not None
+        assert policy.next_delay(1, exc=httpx.ReadTimeout("x")) is None
+        assert policy.next_delay(1, exc=httpx.ReadError("x")) is None
+
+    def test_one_user_agent_everywhere(self) -> None:
+        from contentstack_personalize import PersonalizeClient
+        from contentstack_personalize.alerts import SlackWebhook
+        from contentstack_personalize.auth import login
+
+        agents: list[str] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            agents.append(request.headers["user-agent"])
+            if request.url.path == "/v3/user-session":
+                return httpx.Response(200, json={"user": {"authtoken": "t" * 20}})
+            return httpx.Response(200, json=[])
+
+        transport = httpx.MockTransport(handler)
+        with PersonalizeClient("p" * 24, auth="a" * 20, transport=transport, read_env=False) as c:
+            c.attributes.list()
+        login("me@example.com", "pw-123456", cma_url="http://cma.test", transport=transport)
+        SlackWebhook("https://hooks.slack.test/services/T0/B0/XYZ", transport=transport).send(
+            _an_alert()
+        )
+        assert agents == [USER_AGENT] * 3
+
+    def test_an_alert_sink_keeps_one_http_client(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from contentstack_personalize.alerts import SlackWebhook
+
+        made: list[httpx.Client] = []
+        real_init = httpx.Client.__init__
+
+        def counting_init(self: httpx.Client, *args: object, **kwargs: object) -> None:
+            made.append(self)
+            real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        sink = SlackWebhook("https://hooks.slack.test/services/T0/B0/XYZ", transport=transport)
+        for _ in range(3):
+            sink.send(_an_alert())
+        assert len(made) == 1
+        sink.close()
+        assert made[0].is_closed
+
+    def test_an_alert_sink_retries_only_what_was_not_delivered(self) -> None:
+        from contentstack_personalize.alerts import AlertDeliveryError, SlackWebhook
+
+        answers = [503, 200, 500, 500]
+        calls: list[int] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            calls.append(1)
+            return httpx.Response(answers.pop(0), headers={"retry-after": "0"})
+
+        sink = SlackWebhook(
+            "https://hooks.slack.test/services/T0/B0/XYZ", transport=httpx.MockTransport(handler)
+        )
+        sink.send(_an_alert())  # 503 then 200: delivered once
+        with pytest.raises(AlertDeliveryError, match="HTTP 500"):
+            sink.send(_an_alert())  # a 500 may have been acted on: not resent
+        assert len(calls) == 3
+
+
+def _an_alert() -> Any:
+    from contentstack_personalize.alerts import Alert
+
+    return Alert(
+        sync_name="users",
+        rule="run_failed",
+        severity="critical",
+        action="trigger",
+        message="the run failed",
+        run_id="r1",
+        run_status="failed",
+        at=0.0,
+        dedup_key="users/run_failed",
+    )
+
+
+class TestManagementLimiter:
+    def test_a_new_process_starts_with_a_full_window(self) -> None:
+        """Nothing carries over between processes: a rerun in a new process sends its first ten
+        Management calls at once, and sustained traffic stays at 10 per second."""
+        now = [100.0]
+        limiter = RateLimiter(10, 1.0, clock=lambda: now[0])
+        waits = [limiter.reserve() for _ in range(10)]
+        assert waits == [0.0] * 10
+        starts = [now[0] + w for w in waits]
+        for _ in range(20):
+            starts.append(now[0] + limiter.reserve())
+        starts.sort()
+        for i in range(len(starts) - 10):
+            assert starts[i + 10] - starts[i] >= 1.0  # never 11 starts within one second
+        assert starts[-1] - starts[0] < 2 * 1.05 + 1e-9  # and no slower than the window allows

@@ -29,9 +29,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
-from .._version import __version__
+from .._http import USER_AGENT, Attempt, RetryPolicy, scrub, send_with_retries
 from ..errors import ConfigurationError
-from ._records import Alert, AlertDeliveryError, redact_url, scrub
+from ._records import Alert, AlertDeliveryError, redact_url
 from ._rules import SEVERITIES, Severity
 
 __all__ = [
@@ -49,7 +49,17 @@ __all__ = [
 logger = logging.getLogger("contentstack_personalize.alerts")
 
 DEFAULT_TIMEOUT = 10.0
-_USER_AGENT = f"contentstack-personalize-python/{__version__}"
+_USER_AGENT = USER_AGENT
+
+#: Alert deliveries are retried only when the receiver surely did not act (no connection, 429,
+#: 503), so that a slow answer never posts the same alert twice; one quick retry at most.
+SINK_RETRY = RetryPolicy(
+    max_attempts=2,
+    initial_delay=0.25,
+    retry_statuses=frozenset({429, 503}),
+    retry_after_send=False,
+    max_retry_after=10.0,
+)
 _MAX_ERROR_BODY = 300
 
 
@@ -104,7 +114,7 @@ class _SecretFilter(logging.Filter):
         except Exception:  # a malformed record is not ours to fix
             return True
         if any(s in text for s in secrets):
-            record.msg = scrub(text, secrets)
+            record.msg = scrub(text, secrets=secrets)
             record.args = ()
         return True
 
@@ -157,31 +167,65 @@ class _HttpSink:
         self.timeout = timeout
         self._http_client = http_client
         self._transport = transport
+        self._own_client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
 
     def _secrets(self) -> list[str]:
         return []
 
+    def _client(self) -> httpx.Client:
+        """The injected client, or this sink's own: made once, kept for every send (connections
+        are reused), closed by :meth:`close`."""
+        if self._http_client is not None:
+            return self._http_client
+        with self._client_lock:
+            if self._own_client is None or self._own_client.is_closed:
+                self._own_client = httpx.Client(
+                    transport=self._transport, timeout=self.timeout, verify=True
+                )
+            return self._own_client
+
+    def close(self) -> None:
+        """Close the connections this sink opened (an injected ``http_client`` stays open).
+
+        Example: ``sink.close()`` when the process no longer sends alerts.
+        """
+        with self._client_lock:
+            if self._own_client is not None:
+                self._own_client.close()
+                self._own_client = None
+
     def _post(self, url: str, **kwargs: Any) -> httpx.Response:
         secrets = self._secrets()
         headers = {"User-Agent": _USER_AGENT, **kwargs.pop("headers", {})}
-        try:
-            if self._http_client is not None:
-                response = self._http_client.post(
-                    url, headers=headers, timeout=self.timeout, **kwargs
-                )
-            else:
-                with httpx.Client(
-                    transport=self._transport, timeout=self.timeout, verify=True
-                ) as client:
-                    response = client.post(url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            reason = scrub(str(exc), secrets) or "no answer"
+        auth = kwargs.pop("auth", None)
+        client = self._client()
+        request = client.build_request("POST", url, headers=headers, timeout=self.timeout, **kwargs)
+
+        def send(number: int) -> Attempt:
+            try:
+                response = client.send(request, auth=auth)
+            except httpx.HTTPError as exc:
+                return Attempt(error=exc)
+            return Attempt(
+                response,
+                status=response.status_code,
+                retry_after=response.headers.get("retry-after"),
+            )
+
+        last, _ = send_with_retries(
+            SINK_RETRY, send, discard=lambda attempt: attempt.response.close()
+        )
+        if last.error is not None:
+            exc = last.error
+            reason = scrub(str(exc), secrets=secrets) or "no answer"
             raise AlertDeliveryError(
                 f"{self.name}: could not reach {redact_url(url)} "
                 f"({type(exc).__name__}: {reason}); check the network and the URL"
             ) from None
+        response: httpx.Response = last.response
         if not response.is_success:
-            body = scrub(response.text[:_MAX_ERROR_BODY], secrets).strip()
+            body = scrub(response.text[:_MAX_ERROR_BODY], secrets=secrets).strip()
             raise AlertDeliveryError(
                 f"{self.name}: {redact_url(url)} answered HTTP {response.status_code}"
                 + (f": {body}" if body else "")
@@ -668,7 +712,7 @@ class Email:
                     smtp.login(self.username, self._password)
                 refused = smtp.send_message(msg)
         except (smtplib.SMTPException, OSError) as exc:
-            reason = scrub(str(exc), [self._password or ""]) or "no answer"
+            reason = scrub(str(exc), secrets=[self._password]) or "no answer"
             raise AlertDeliveryError(
                 f"{self.name}: SMTP server {where} did not take the message "
                 f"({type(exc).__name__}: {reason})"

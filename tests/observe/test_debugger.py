@@ -302,9 +302,13 @@ class TestAgainstTheEmulator:
         assert len(lines) == n + retries
         # Memory held only the bound, and every failure and retry is among what it held.
         assert len(debugger) == 200
-        assert len(debugger.failed()) == retries
+        assert len(debugger.failed_attempts()) == retries
+        assert debugger.failed() == []  # every 503 succeeded on retry: no request failed
+        stats = debugger.stats()
+        assert (stats["attempts"], stats["retried"]) == (n + retries, retries)
+        assert (stats["requests"], stats["succeeded"], stats["failed"]) == (n, n, 0)
         assert all(r.status == 503 or r.attempt > 1 for r in debugger.records if r.notable)
-        failed_uid = debugger.failed()[0].user_uid
+        failed_uid = debugger.failed_attempts()[0].user_uid
         assert failed_uid is not None
         history = debugger.for_user(failed_uid)
         assert [r.status for r in history][:1] == [503] and history[-1].ok
@@ -340,8 +344,59 @@ class TestAgainstTheEmulator:
                 result = Sync(client, match_on="user_id", mapping={"plan": "plan"}).run(people(40))
         assert result.added == 40
         assert debugger.seen == 41
-        assert [r.status for r in debugger.failed()] == [503]
-        uid = debugger.failed()[0].user_uid
+        assert debugger.failed() == []
+        assert [r.status for r in debugger.failed_attempts()] == [503]
+        uid = debugger.failed_attempts()[0].user_uid
         assert uid is not None
         assert [r.attempt for r in debugger.for_user(uid)] == [1, 2]
         assert all(r.run_id == "r" for r in debugger.records)
+
+
+class TestWhatAUserSees:
+    def test_time_is_a_timezone_aware_datetime_in_pandas(self) -> None:
+        pd = pytest.importorskip("pandas")
+        debugger = Debugger()
+        debugger(exchange(status=200))
+        frame = debugger.to_pandas()
+        assert isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
+        assert str(frame["time"].dt.tz) == "UTC"
+
+    def test_one_header_casing_for_edge_and_management(self) -> None:
+        from contentstack_personalize import PersonalizeClient
+
+        emulator = PersonalizeEmulator(seed=3)
+        debugger = Debugger()
+        with emulator.serve() as server:
+            client = PersonalizeClient(
+                emulator.project_uid,
+                auth=AuthToken(emulator.authtoken),
+                edge_url=server.edge_url,
+                management_url=server.management_url,
+                management_rate_limit=None,
+                read_env=False,
+            )
+            with client, debugger.attach(client):
+                Sync(
+                    client,
+                    match_on="user_id",
+                    mapping={"plan": "plan"},
+                    create_missing_attributes=True,
+                ).run(people(3))
+        apis = {r.api for r in debugger.records}
+        assert {"edge", "management"} <= apis
+        for record in debugger.records:
+            names = [*record.request_headers, *record.response_headers]
+            assert names == [n.lower() for n in names], (record.api, names)
+        edge = next(r for r in debugger.records if r.api == "edge")
+        assert "host" in edge.request_headers and "user-agent" in edge.request_headers
+
+    def test_attempts_and_final_outcomes_are_counted_apart(self) -> None:
+        debugger = Debugger()
+        debugger(exchange(status=503, will_retry=True, uid="a"))
+        debugger(exchange(status=200, attempt=2, uid="a"))
+        debugger(exchange(status=400, uid="b"))
+        stats = debugger.stats()
+        assert (stats["attempts"], stats["retried"], stats["failed_attempts"]) == (3, 1, 2)
+        assert (stats["requests"], stats["succeeded"], stats["failed"]) == (2, 1, 1)
+        assert [r.user_uid for r in debugger.failed()] == ["b"]
+        assert "2 requests: 1 succeeded, 1 failed; 1 attempts retried" in debugger.summary()
