@@ -36,6 +36,7 @@ class RunControl:
         self.reason: str | None = None
         self.signal: str | None = None
         self.cause: BaseException | None = None
+        self.grace_expired = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._cancel_handle: asyncio.TimerHandle | None = None
@@ -68,7 +69,8 @@ class RunControl:
                 loop.call_soon_threadsafe(self._arm)
 
     def track(self, task: asyncio.Task[Any]) -> None:
-        """A task sending a request: cancelled if still running ``grace`` seconds after a stop."""
+        """A task of the run (producer, workers): cancelled if still running ``grace`` seconds
+        after a stop (a worker cancelled in the middle of a request accounts for it and ends)."""
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -77,6 +79,7 @@ class RunControl:
             self._cancel_handle = self._loop.call_later(self.grace, self._cancel_in_flight)
 
     def _cancel_in_flight(self) -> None:
+        self.grace_expired = True
         for task in list(self._in_flight):
             task.cancel()
 

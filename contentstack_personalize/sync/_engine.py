@@ -1302,14 +1302,8 @@ class Sync:
         def not_sent(work: _Work) -> None:
             tally.not_sent_row(work.row, work.uid, f"not sent: the run stopped ({control.reason})")
 
-        async def send(work: _Work) -> SendOutcome:
-            assert sender is not None
-            task = asyncio.current_task()
-            assert task is not None
-            control.track(task)
-            return await sender.send(work.uid, work.body)
-
         async def worker() -> None:
+            assert sender is not None
             while True:
                 work = await queue.get()
                 if work is None:
@@ -1321,19 +1315,19 @@ class Sync:
                     await limiter.aacquire()
                 tally.requests += 1
                 try:
-                    # A task of its own, so that a stop's grace period can cancel the request
-                    # without cancelling the worker (which still has queued work to account).
-                    outcome = await asyncio.ensure_future(send(work))
+                    outcome = await sender.send(work.uid, work.body)
                 except asyncio.CancelledError:
-                    if not control:
+                    if not control.grace_expired:
                         raise
+                    # The stop's grace period ended with this request in flight: the edge may
+                    # have applied it; its keys stay unknown and the next run sends them.
                     tally.not_sent_row(
                         work.row,
                         work.uid,
-                        f"cancelled in flight: the run stopped ({control.reason}); the edge "
-                        "may have applied it, and the next run sends it again",
+                        f"cancelled in flight: the run stopped ({control.reason}); the next "
+                        "run sends it again",
                     )
-                    continue
+                    return
                 settle(work, outcome)
 
         async def produce() -> None:
@@ -1361,6 +1355,8 @@ class Sync:
 
         tasks = [asyncio.create_task(produce())]
         tasks += [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        for task in tasks:
+            control.track(task)
         try:
             # A worker that dies (a sender bug, an injected crash) must not leave the producer
             # waiting forever on a full queue: stop at the first exception.

@@ -277,6 +277,25 @@ def test_sync_stop_stops_gracefully_and_commits(emulator: PersonalizeEmulator) -
     assert len(accepted) == result.added == len(emulator.users())
 
 
+def test_requests_still_in_flight_after_the_grace_period_are_cancelled(
+    emulator: PersonalizeEmulator,
+) -> None:
+    emulator.set_faults(latency=30.0)  # nothing answers within the test
+    store = MemoryState()
+    with (
+        emulator.serve() as server,
+        PersonalizeClient(emulator.project_uid, edge_url=server.edge_url, read_env=False) as client,
+    ):
+        sync = make_sync(client, store, concurrency=4, stop_grace=0.05, raise_on_abort=False)
+        threading.Timer(0.5, sync.stop).start()
+        result = sync.run(plans("free", 50))
+    assert result.status == "aborted"
+    assert result.read == 50 == result.not_sent
+    cancelled = [i for i in result.rejected_rows if "cancelled in flight" in i.reason]
+    assert len(cancelled) == 4  # the requests in flight, accounted and left unknown
+    assert all(s.unknown_keys == ["plan"] for s in store.load("users", ["u0", "u1"]).values())
+
+
 def test_a_host_applications_sigterm_handler_is_left_alone(client: PersonalizeClient) -> None:
     seen: list[Any] = []
 
