@@ -10,7 +10,12 @@ uv, then runs that tool's tests against the emulator. Environments are reused be
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
+
+HERE = Path(__file__).resolve().parent
 
 nox.options.envdir = ".venv/nox"
 nox.options.default_venv_backend = "uv"
@@ -58,3 +63,29 @@ def dagster(session: nox.Session) -> None:
 def prefect(session: nox.Session) -> None:
     """The Prefect block and task, under Prefect's test harness."""
     _test(session, "prefect")
+
+
+@nox.session
+def airflow(session: nox.Session) -> None:
+    """The Airflow provider (hook, connection type, operator), run with ``dag.test()`` in a
+    throwaway Airflow home whose DAGs folder is ``tests/integrations/airflow_dags``."""
+    session.install("-e", ".[airflow]", "apache-airflow-providers-sqlite", *TEST_DEPS)
+    home = Path(session.create_tmp()).resolve() / "airflow-home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {
+        **QUIET,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "tests" / "integrations" / "airflow_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    session.run("airflow", "db", "migrate", env=env, silent=True)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/integrations/test_airflow.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env=env,
+    )
