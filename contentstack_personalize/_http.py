@@ -24,10 +24,12 @@ import httpx
 from ._version import __version__
 from .errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     ConfigurationError,
     TransportError,
     ValidationError,
+    error_from_response,
     parse_retry_after,
 )
 
@@ -660,6 +662,27 @@ def transport_error(exc: httpx.HTTPError, request: httpx.Request, attempts: int)
         request=request,
         attempts=attempts,
     )
+
+
+def status_error(response: httpx.Response, attempts: int) -> APIStatusError:
+    """The typed error for a non-2xx answer. A redirect names where it points: requests are
+    never followed (a PATCH would lose its body, a credential could go to another host)."""
+    error = error_from_response(response, attempts=attempts)
+    location = response.headers.get("location")
+    if 300 <= response.status_code < 400 and location:
+        error = type(error)(
+            f"the server redirects to {location} (HTTP {response.status_code}); redirects are "
+            "not followed: point the client's URL (edge_url=, management_url=) there instead",
+            status_code=error.status_code,
+            code=error.code,
+            field_errors=error.field_errors,
+            request_id=error.request_id,
+            request=error.request,
+            response=error.response,
+            body=error.body,
+            attempts=attempts,
+        )
+    return error
 
 
 # ---------------------------------------------------------------------------------------------

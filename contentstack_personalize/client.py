@@ -28,10 +28,11 @@ from ._http import (
     sanitized,
     send_with_retries,
     shared_rate_limiter,
+    status_error,
     transport_error,
 )
 from ._types import NOT_GIVEN, NotGiven
-from .errors import ConfigurationError, error_from_response
+from .errors import ConfigurationError
 from .regions import Region
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ class _ClientCore:
             raise transport_error(error, request, attempts) from sanitized(error, request)
         response: httpx.Response = last.response
         if not response.is_success:
-            raise error_from_response(response, attempts=attempts)
+            raise status_error(response, attempts)
         return response
 
 

@@ -57,9 +57,10 @@ from .._http import (
     check_header,
     describe_exception,
     redact_headers,
+    status_error,
     transport_error,
 )
-from ..errors import ConfigurationError, PersonalizeError, error_from_response
+from ..errors import ConfigurationError, PersonalizeError
 from ._sender import SendOutcome
 
 if TYPE_CHECKING:
@@ -636,14 +637,14 @@ class FastEdgeSender:
             failure.__cause__ = error
         else:
             response: _Response = last.response
-            failure = error_from_response(
+            failure = status_error(
                 httpx.Response(
                     response.status,
                     headers=response.headers,
                     content=response.body,
                     request=request,
                 ),
-                attempts=attempts,
+                attempts,
             )
         return SendOutcome(False, attempts, failure)
 
