@@ -417,3 +417,28 @@ class TestConnectionFailures:
         client.close()
         assert caught.value.attempts == 2
         assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interim answers and bodies, with each parser
+# ---------------------------------------------------------------------------------------------
+
+
+class TestAnswers:
+    async def test_interim_answers_chunked_and_close_delimited(
+        self, scripted: list[Scripted], parser: str
+    ) -> None:
+        srv = Scripted(
+            [
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                b"HTTP/1.1 100 Continue\r\n\r\n" + OK,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nUser \r\n0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\n\r\nread until the end<close>",
+            ]
+        )
+        scripted.append(srv)
+        sender = sender_for(srv.url, parser)
+        outcomes = [await sender.send(f"u{i}", b"{}") for i in range(3)]
+        await sender.aclose()
+        assert [(o.ok, o.attempts) for o in outcomes] == [(True, 1)] * 3
+        assert srv.connections == 1  # interim and chunked answers kept the connection reusable
