@@ -351,10 +351,14 @@ SYSTEMIC_CONNECT_ATTEMPTS = 2
 SYSTEMIC_CONNECT_DELAY = 0.25
 
 
-def connect_failure(exc: BaseException) -> Literal["refused", "dns", "tls"] | None:
-    """What kind of connection-level failure ``exc`` (an ``httpx.ConnectError``, from either
-    sender) is: ``"refused"``, ``"dns"`` (the host did not resolve), ``"tls"`` (the certificate
-    check failed), or ``None`` for anything else, including every failure after connecting."""
+def connect_failure(exc: BaseException | None) -> Literal["refused", "dns", "tls"] | None:
+    """What kind of connection-level failure ``exc`` is: ``"refused"``, ``"dns"`` (the host did
+    not resolve), ``"tls"`` (the certificate check failed), or ``None`` for anything else,
+    including every failure after connecting. ``exc`` is an ``httpx.ConnectError`` from either
+    sender, or our ``APIConnectionError`` (whose cause is one): a sync can tell a dead endpoint
+    from one bad request with ``connect_failure(outcome.error)``."""
+    if isinstance(exc, APIConnectionError):
+        exc = exc.__cause__
     if not isinstance(exc, httpx.ConnectError):
         return None
     seen: set[int] = set()
@@ -644,6 +648,7 @@ def sanitized(exc: httpx.HTTPError, request: httpx.Request) -> httpx.HTTPError:
     except Exception:  # an exception class with another signature
         copy = httpx.TransportError(clean, request=request)
     copy.__traceback__ = exc.__traceback__
+    copy.__cause__ = exc.__cause__ or exc.__context__  # keeps connect_failure() working
     return copy
 
 

@@ -442,3 +442,28 @@ class TestAnswers:
         await sender.aclose()
         assert [(o.ok, o.attempts) for o in outcomes] == [(True, 1)] * 3
         assert srv.connections == 1  # interim and chunked answers kept the connection reusable
+
+
+@pytest.mark.parametrize("kind", ["fast", "httpx"])
+def test_a_sync_can_tell_a_dead_endpoint_from_a_bad_request(kind: str) -> None:
+    """What the engine's early abort needs: ``connect_failure(outcome.error)`` says "refused"
+    for the errors of either sender."""
+    from contentstack_personalize._http import connect_failure
+
+    url = f"http://127.0.0.1:{free_port()}/edge"
+    client = PersonalizeClient(
+        "p" * 24, edge_url=url, read_env=False, retry=RetryPolicy(sleep=False)
+    )
+    sender = make_sender(client, concurrency=2, kind=kind)  # type: ignore[arg-type]
+
+    async def main() -> Any:
+        try:
+            return await sender.send("u1", b"{}")
+        finally:
+            await sender.aclose()
+
+    outcome = asyncio.run(main())
+    client.close()
+    assert isinstance(outcome.error, APIConnectionError) and outcome.attempts == 2
+    assert connect_failure(outcome.error) == "refused"
+    assert url in str(outcome.error)
