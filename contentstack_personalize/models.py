@@ -37,6 +37,23 @@ __all__ = [
 #: API documents no pattern, this is the one its UI enforces and user attributes need (JSON keys
 #: that are also safe identifiers in audience rules and SDKs).
 ATTRIBUTE_KEY_PATTERN = re.compile(r"[A-Za-z0-9_]+")
+#: The preset attributes every project has (referenced by these names in audience rules). The
+#: edge sets them itself; Personalize refuses a custom attribute named like one (any case).
+PRESET_ATTRIBUTE_NAMES = frozenset(
+    {
+        "COUNTRY",
+        "REGION",
+        "CITY",
+        "DEVICE_TYPE",
+        "OPERATING_SYSTEM",
+        "BROWSER",
+        "REFERRER",
+        "QUERY_PARAMETER",
+        "LANDING_PAGE",
+        "DAY_OF_WEEK",
+        "TIME_OF_DAY",
+    }
+)
 #: What an event key may contain (letters, digits, underscore, hyphen), e.g. ``clickCTA``.
 EVENT_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import contextlib
 import contextvars
+import difflib
 import enum
 import json
 import logging
@@ -69,6 +70,10 @@ _DIFF_CHUNK = 500
 _CONNECT_FAILURES = 5
 #: Seconds a run's lock lasts unless renewed (every quarter of it) by the running process.
 _LOCK_TTL = 60.0
+#: Seconds a clean pre-flight (attributes checked, audience rules read) is reused.
+_PREFLIGHT_TTL = 300.0
+#: Seconds the event loop may be held while rows are read and mapped before it gets a turn.
+_LOAD_SLICE = 0.02
 #: The sync_meta key holding the destination (project and Edge URL) a sync's state describes.
 _DESTINATION = "destination"
 
@@ -334,6 +339,10 @@ def _run_blocking(make_coro: Callable[[], Awaitable[_T]]) -> _T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_loop = False
+    else:
+        in_loop = True
+    if not in_loop:  # outside the except block, so errors are not chained to this one
         return asyncio.run(main())
 
     caller = _CallerThread()
@@ -528,6 +537,7 @@ class Sync:
         self.state, self._owns_state = open_state(state)
         self._said_no_management = False
         self._controls: set[RunControl] = set()
+        self._preflight_cache: tuple[float, _Preflight] | None = None
 
     def __repr__(self) -> str:
         keys = [f.key for f in self.fields]
@@ -755,7 +765,20 @@ class Sync:
 
     async def _preflight(self, *, create: bool) -> _Preflight:
         """Check (or create) the mapped attributes and read what audience rules expect of
-        them. Returns warnings for the report and the type expectations per attribute key."""
+        them. Returns warnings for the report and the type expectations per attribute key.
+
+        A clean result (every key a custom attribute) is reused for ``_PREFLIGHT_TTL`` seconds
+        by later runs and plans of this ``Sync``: a rerun a minute later needs no Management
+        call (the Management API allows 10 requests per second per organization)."""
+        cached = self._preflight_cache
+        if cached is not None and time.monotonic() - cached[0] < _PREFLIGHT_TTL:
+            return cached[1]
+        preflight = await self._preflight_uncached(create=create)
+        if not preflight.warnings and self.client.has_management_auth:
+            self._preflight_cache = (time.monotonic(), preflight)
+        return preflight
+
+    async def _preflight_uncached(self, *, create: bool) -> _Preflight:
         checks = self.check_attributes or self.create_missing_attributes
         wants_types = self.type_check != "off"
         if not checks and not wants_types:
@@ -865,10 +888,12 @@ class Sync:
             if missing:
                 raise ConfigurationError(
                     f"column{'s' if len(missing) > 1 else ''} {missing} not found in the "
-                    f"{source.description}; its columns are {list(source.columns)}"
+                    f"{source.description}{_did_you_mean(missing, source.columns)}; its columns "
+                    f"are {list(source.columns)}"
                 )
         else:
             unseen = set(needed)
+        seen_keys: list[str] = []
         match_on = self.match_on
         # The key part of each spooled pair never changes: encode it once per run.
         converters = [(f.key, _encode_str(f.key) + ":", f.convert) for f in self.fields]
@@ -878,8 +903,19 @@ class Sync:
         uids: list[tuple[str, int]] = []
         chunk = self.chunk_size
         row_number = 0
+        clock = time.perf_counter
+        slice_started = clock()
         for row in source.rows:
             row_number += 1
+            if not row_number & 127 and clock() - slice_started > _LOAD_SLICE:
+                # Let an async host's loop breathe between chunks too (a DataFrame chunk takes
+                # far longer to map than a heartbeat's interval).
+                tally.read = row_number - 1
+                yield
+                slice_started = clock()
+                if control:
+                    row_number -= 1  # this row was not read into the run
+                    break
             if not isinstance(row, Mapping):
                 tally.invalid_row(
                     row_number,
@@ -892,6 +928,8 @@ class Sync:
                 continue
             if unseen:
                 unseen.difference_update([c for c in unseen if c in row])
+                if not seen_keys:
+                    seen_keys = [str(k) for k in row]
             raw_uid = row.get(match_on, MISSING)
             uid = raw_uid if type(raw_uid) is str and user_uid_problem(raw_uid) is None else None
             if uid is None:
@@ -901,23 +939,30 @@ class Sync:
                     continue
             uids.append((uid, row_number))
             parts: list[str] = []
-            try:
-                for key, prefix, convert in converters:
+            problems: list[InvalidCell] | None = None
+            for key, prefix, convert in converters:
+                try:
                     value = convert(row)
                     if type(value) is str:
                         if check is not None:
                             value = check(row_number, key, value)
                         parts.append(prefix + _encode_str(value))
-            except InvalidCell as cell:
-                tally.invalid_row(row_number, uid, cell.reason, cell.column)
-            else:
+                except InvalidCell as cell:
+                    # Every problem of the row, so one pass over the data finds them all.
+                    if problems is None:
+                        problems = []
+                    problems.append(cell)
+            if problems is None:
                 good.append((row_number, uid, "{" + ",".join(parts) + "}"))
+            else:
+                tally.invalid_row(row_number, uid, *_row_problems(problems))
             if len(uids) >= chunk:
                 spool.add(good, uids)
                 good.clear()
                 uids.clear()
                 tally.read = row_number
                 yield
+                slice_started = clock()
                 if control:
                     break
         spool.add(good, uids)
@@ -926,7 +971,8 @@ class Sync:
             missing = sorted(unseen)
             raise ConfigurationError(
                 f"column{'s' if len(missing) > 1 else ''} {missing} not found in any row of the "
-                f"{source.description}; check the mapping and match_on for typos"
+                f"{source.description}{_did_you_mean(missing, seen_keys)}; check the mapping and "
+                f"match_on for typos (the first row has {seen_keys})"
             )
         issues = checker.issues()
         for issue in issues:
@@ -1081,13 +1127,9 @@ class Sync:
             type_issues = await self._aload(rows, spool, tally, preflight, control)
             tally.progress.start(tally.read, f"sync {self.name}")
             warnings += [issue.describe() for issue in type_issues]
-            logger.info(
-                "sync %r run %s: read %d rows (%d invalid)",
-                self.name,
-                run_id,
-                tally.read,
-                tally.invalid,
-            )
+            # Only the read count here: duplicates are judged while the changes are sent, so an
+            # invalid count now would disagree with the result's.
+            logger.info("sync %r run %s: read %d rows", self.name, run_id, tally.read)
             if not control:
                 error = await self._execute(spool, tally, full, control)
             else:
@@ -1424,6 +1466,35 @@ class _AbortRule:
                 f"{self.ratio:.0%}; last error: {reason}"
             )
         return None
+
+
+#: At most this many problems of one row are spelled out (the rest are counted).
+_MAX_ROW_PROBLEMS = 5
+
+
+def _row_problems(problems: list[InvalidCell]) -> tuple[str, str]:
+    """The reason and column of a row with one or more invalid cells."""
+    first = problems[0]
+    if len(problems) == 1:
+        return first.reason, first.column
+    shown = [f"column {p.column!r}: {p.reason}" for p in problems[:_MAX_ROW_PROBLEMS]]
+    more = len(problems) - _MAX_ROW_PROBLEMS
+    if more > 0:
+        shown.append(f"and {more} more column{'s' if more > 1 else ''}")
+    return f"{first.reason} (also {'; '.join(shown[1:])})", first.column
+
+
+def _did_you_mean(missing: Sequence[str], columns: Sequence[str]) -> str:
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.6)
+        if not close:
+            folded = {str(c).lower().replace("-", "_").strip(): str(c) for c in columns}
+            match = folded.get(name.lower().replace("-", "_").strip())
+            close = [match] if match else []
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _is_systemic(exc: PersonalizeError | None) -> bool:

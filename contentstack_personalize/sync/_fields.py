@@ -25,7 +25,7 @@ from .._values import (
     normalize,
 )
 from ..errors import ConfigurationError
-from ..models import ATTRIBUTE_KEY_PATTERN
+from ..models import ATTRIBUTE_KEY_PATTERN, PRESET_ATTRIBUTE_NAMES
 
 __all__ = ["Field", "FieldSpec", "NullPolicy", "compile_mapping"]
 
@@ -456,8 +456,15 @@ def compile_mapping(
             or len(field.key) > MAX_ATTRIBUTE_KEY_LENGTH
         ):
             raise ConfigurationError(
-                f"{field.key!r} is not a valid attribute key: use letters, digits and '_', "
-                f"at most {MAX_ATTRIBUTE_KEY_LENGTH} characters"
+                f"{field.key!r} is not a valid attribute key: use ASCII letters, digits and '_' "
+                f"(no '-', '.' or spaces), at most {MAX_ATTRIBUTE_KEY_LENGTH} characters"
+            )
+        if field.key.upper() in PRESET_ATTRIBUTE_NAMES:
+            raise ConfigurationError(
+                f"{field.key!r} is the name of the preset attribute {field.key.upper()}, which the "
+                "edge sets itself from each visit: a sync cannot write it, and Personalize "
+                "refuses a custom attribute of that name (create_missing_attributes cannot help). "
+                f"Map the column to another key, e.g. 'customer_{field.key.lower()}'"
             )
         if field.key in seen:
             raise ConfigurationError(f"attribute key {field.key!r} is mapped more than once")

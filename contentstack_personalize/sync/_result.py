@@ -63,6 +63,13 @@ class RowIssue:
     status: int | None = None
     code: str | None = None
 
+    def describe(self) -> str:
+        """One line, worded the same in a result, a plan and the logs."""
+        where = f"row {self.row}" if self.row is not None else "row ?"
+        who = f" uid={self.uid!r}" if self.uid is not None else ""
+        col = f" column {self.column!r}:" if self.column else ""
+        return f"{self.kind.replace('_', ' ')}: {where}{who}:{col} {self.reason}"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
         return attrs.asdict(self)
@@ -177,10 +184,7 @@ class SyncResult:
         if shown:
             lines.append("  first issues:")
             for issue in shown:
-                where = f"row {issue.row}" if issue.row is not None else "row ?"
-                who = f" uid={issue.uid!r}" if issue.uid is not None else ""
-                col = f" column {issue.column!r}:" if issue.column else ""
-                lines.append(f"    {issue.kind}: {where}{who}:{col} {issue.reason}")
+                lines.append(f"    {issue.describe()}")
         if self.issues_truncated:
             lines.append("  (more issues than kept in memory; the counts are exact)")
         if self.debugger is not None:
@@ -342,9 +346,10 @@ class Plan:
         ]
         for warning in self.warnings:
             lines.append(f"  warning: {warning}")
+        if self.invalid_rows:
+            lines.append("  first issues:")
         for issue in self.invalid_rows[:5]:
-            col = f" column {issue.column!r}:" if issue.column else ""
-            lines.append(f"  invalid: row {issue.row} uid={issue.uid!r}:{col} {issue.reason}")
+            lines.append(f"    {issue.describe()}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

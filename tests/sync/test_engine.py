@@ -75,15 +75,17 @@ class TestIncremental:
         rows = [dict(r, region="eu") for r in people(10)]
         new_sync(client, state=state, mapping={"plan": "plan_tier"}).run(rows)
         before = len(patches(emulator))
-        wider = new_sync(client, state=state, mapping={"plan": "plan_tier", "region": "region"})
+        wider = new_sync(
+            client, state=state, mapping={"plan": "plan_tier", "region": "sales_region"}
+        )
         result = wider.run(rows)
         sent = patches(emulator)[before:]
         assert result.changed == 10
-        assert all(body == {"region": "eu"} for _, body in sent)
+        assert all(body == {"sales_region": "eu"} for _, body in sent)
         # dropping "plan" from the mapping: a changed plan is no longer sent
         rows[0]["plan"] = "bronze"
         before = len(patches(emulator))
-        narrow = new_sync(client, state=state, mapping={"region": "region"})
+        narrow = new_sync(client, state=state, mapping={"region": "sales_region"})
         assert narrow.run(rows).unchanged == 10
         assert len(patches(emulator)) == before
 
