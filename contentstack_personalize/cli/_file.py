@@ -75,6 +75,7 @@ _TOP_KEYS = {
     "commit_every",
     "commit_interval",
     "max_issue_details",
+    "lock_timeout",
 }
 _SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "create_missing_attributes": bool,
@@ -88,6 +89,7 @@ _SYNC_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "commit_every": int,
     "commit_interval": (int, float),
     "max_issue_details": int,
+    "lock_timeout": (int, float),
 }
 _FIELD_KEYS = {"key", "type", "coerce", "null", "default", "transform"}
 

@@ -358,3 +358,37 @@ def test_alerts_from_the_file_fire_on_an_outage(server: EmulatorProcess, tmp_pat
     finally:
         hook.shutdown()
         hook.server_close()
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_8(tmp_path: Path) -> None:
+    with emulator_process("--latency", "0.1") as slow:
+        toml = write(
+            tmp_path / "s.toml",
+            f'match_on = "user_id"\nstate = "s.db"\ncreate_missing_attributes = true\n'
+            f'concurrency = 4\n[source]\ncsv = "{USERS_CSV.as_posix()}"\n{MAPPING}',
+        )
+        command = [sys.executable, "-m", "contentstack_personalize", "run", str(toml)]
+        first = subprocess.Popen(
+            command,
+            env={**clean_env(), **slow.env},
+            cwd=tempfile.gettempdir(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # Wait until the first run is under way (its record says "running").
+            for _ in range(600):
+                history = cli("history", str(toml), "--json", env=slow.env)
+                if history.returncode == 0 and any(
+                    r["status"] == "running" for r in as_json(history)["runs"]
+                ):
+                    break
+                assert first.poll() is None, first.communicate()
+            second = cli("run", str(toml), "--json", env=slow.env)
+            body = as_json(second)
+            assert second.returncode == body["exit_code"] == 8, body
+            assert body["error"]["type"] == "SyncInProgressError"
+        finally:
+            out, err = first.communicate(timeout=600)
+        assert first.returncode == 0, out + err
