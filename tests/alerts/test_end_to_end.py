@@ -4,7 +4,6 @@ RowsDropped against the run history the engine wrote."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -97,8 +96,13 @@ def test_alerts_over_real_runs(tmp_path: Path) -> None:
     assert hook.call_count == 3
 
 
-def _preflight_sync(emulator: PersonalizeEmulator, client: Any, path: Path, **kw: Any) -> Sync:
-    return Sync(
+def _scheduled_run(client: Any, path: Path, rows: list[dict[str, Any]], **kw: Any) -> Any:
+    """One scheduled run, as a job does it: a new ``Sync`` on the same state file (so the
+    pre-flight runs, as in a new process), and ``run()``. A Management outage during the
+    pre-flight makes ``run()`` raise (even with ``raise_on_abort=False``); whether it raises
+    or returns an aborted result, the alerts below must behave the same. Returns the result
+    (``None`` when the run raised)."""
+    with Sync(
         client,
         match_on="user_id",
         mapping={"plan": "plan_tier"},
@@ -106,15 +110,11 @@ def _preflight_sync(emulator: PersonalizeEmulator, client: Any, path: Path, **kw
         create_missing_attributes=True,
         raise_on_abort=False,
         **kw,
-    )
-
-
-def _run_ignoring_errors(sync: Sync, rows: list[dict[str, Any]]) -> None:
-    """A Management outage during the pre-flight makes ``run()`` raise (even with
-    ``raise_on_abort=False``); whether it raises or returns an aborted result, the alerts
-    below must behave the same."""
-    with contextlib.suppress(PersonalizeError):
-        sync.run(rows)
+    ) as sync:
+        try:
+            return sync.run(rows)
+        except PersonalizeError:
+            return None
 
 
 def test_sync_alerts_cover_a_management_outage_during_preflight(tmp_path: Path) -> None:
@@ -127,17 +127,16 @@ def test_sync_alerts_cover_a_management_outage_during_preflight(tmp_path: Path) 
         rules=[RunFailed(), RejectedAbove(percent=5), RowsDropped(percent=50)],
         sinks=[seen.append],
     )
-    with (
-        make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
-        _preflight_sync(emulator, client, tmp_path / "s.db", alerts=alerts) as sync,
-    ):
-        assert sync.run(people(20)).status == "succeeded"
+    state = tmp_path / "s.db"
+    with make_client(emulator, auth=AuthToken(emulator.authtoken)) as client:
+        first = _scheduled_run(client, state, people(20), alerts=alerts)
+        assert first is not None and first.status == "succeeded"
         emulator.set_faults(outage=True, apply_to={"management"})
-        _run_ignoring_errors(sync, people(20))
-        _run_ignoring_errors(sync, people(20))  # still down: nobody told twice
+        _scheduled_run(client, state, people(20), alerts=alerts)
+        _scheduled_run(client, state, people(20), alerts=alerts)  # still down: told once
         emulator.set_faults()
-        back = sync.run(people(20))
-    assert back.status == "succeeded"
+        back = _scheduled_run(client, state, people(20), alerts=alerts)
+    assert back is not None and back.status == "succeeded"
     assert [(a.rule, a.action) for a in seen] == [
         ("run_failed", "trigger"),
         ("run_failed", "resolve"),
@@ -153,26 +152,36 @@ def test_evaluate_latest_covers_a_run_that_raised_before_sending(tmp_path: Path)
     seen: list[Alert] = []
     alerts = Alerts(rules=[RunFailed(severity="critical")], sinks=[seen.append])
     outcomes: list[Any] = []
+    state = tmp_path / "s.db"
 
-    def job(sync: Sync) -> None:
-        try:
-            sync.run(people(20))
-        except PersonalizeError:
-            pass
-        finally:
-            outcomes.append(alerts.evaluate_latest(sync))
+    def sync_on(client: Any) -> Sync:  # a new one per job, as a new process makes
+        return Sync(
+            client,
+            match_on="user_id",
+            mapping={"plan": "plan_tier"},
+            state=str(state),
+            create_missing_attributes=True,
+        )
 
-    with (
-        make_client(emulator, auth=AuthToken(emulator.authtoken)) as client,
-        _preflight_sync(emulator, client, tmp_path / "s.db") as sync,
-    ):
-        assert alerts.evaluate_latest(sync) == []  # no run yet: nothing to judge
-        job(sync)
+    def job(client: Any) -> None:
+        with sync_on(client) as sync:
+            try:
+                sync.run(people(20))
+            except PersonalizeError:
+                pass
+            finally:
+                outcomes.append(alerts.evaluate_latest(sync))
+
+    with make_client(emulator, auth=AuthToken(emulator.authtoken)) as client:
+        with sync_on(client) as empty:
+            assert alerts.evaluate_latest(empty) == []  # no run yet: nothing to judge
+        job(client)
         emulator.set_faults(outage=True, apply_to={"management"})
-        job(sync)
-        assert alerts.evaluate_latest(sync) == []  # the same run again: told once only
+        job(client)
+        with sync_on(client) as again:
+            assert alerts.evaluate_latest(again) == []  # the same run again: told once only
         emulator.set_faults()
-        job(sync)
+        job(client)
     assert [[(o.rule, o.action, o.ok) for o in batch] for batch in outcomes] == [
         [],
         [("run_failed", "trigger", True)],
