@@ -269,7 +269,9 @@ class PostgresState:
         import psycopg
 
         try:
-            conn = psycopg.connect(autocommit=True, **self._params)
+            # No server-side prepared statements: they break behind PgBouncer's transaction
+            # pooling, and planning these statements costs little next to running them.
+            conn = psycopg.connect(autocommit=True, prepare_threshold=None, **self._params)
         except psycopg.Error as exc:
             raise StateStoreError(
                 f"state store {self.where}: cannot connect: {exc}: {_advice(exc, self.timeout)}"
@@ -540,8 +542,11 @@ class PostgresState:
             )
 
     def forget(self, sync_name: str) -> None:
-        """Drop all user state of one sync (its history stays)."""
-        with self._connection("data") as conn:
+        """Drop all user state of one sync (its history stays), in one transaction. Millions
+        of rows may take longer than ``timeout``: this statement gets ten times as long (lock
+        waits stay bounded by ``timeout``)."""
+        with self._connection("data") as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout * 10_000)}")
             conn.execute(f"DELETE FROM {self._q}.user_state WHERE sync_name = %s", (sync_name,))
 
     def user_count(self, sync_name: str) -> int:
@@ -833,6 +838,9 @@ class PostgresState:
         s = self._q
         count = 0
         with self._connection("data") as conn, conn.transaction():
+            # A one-off copy of millions of rows: no bound on its statements (we feed them),
+            # lock waits stay bounded by ``timeout``.
+            conn.execute("SET LOCAL statement_timeout = 0")
             exists = conn.execute(
                 f"SELECT 1 FROM {s}.user_state WHERE sync_name = %s LIMIT 1", (name,)
             ).fetchone()

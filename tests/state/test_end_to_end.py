@@ -51,6 +51,26 @@ def test_a_postgres_url_adds_then_sends_nothing_then_only_changes(pg_url: str) -
     assert emulator.users()["1"] == {"plan": "gold", "ltv": 11}
 
 
+def test_reset_forgets_the_sync_and_waits_for_no_one(pg_url: str) -> None:
+    emulator = PersonalizeEmulator(seed=5, management_rate_limit=None)
+    mapping = {"plan": "plan"}
+    with (
+        make_client(emulator) as client,
+        Sync(client, match_on="user_id", mapping=mapping, state=pg_url, name="a") as sync,
+        Sync(client, match_on="user_id", mapping=mapping, state=pg_url, name="b") as other,
+    ):
+        sync.run(people(20))
+        other.run(people(20))
+        holder = json.dumps({"host": "elsewhere", "pid": 1, "run_id": "r"})
+        assert sync.state.acquire_lock("a", holder, 60.0) is None
+        with pytest.raises(SyncInProgressError):
+            sync.reset()
+        sync.state.release_lock("a", holder)
+        sync.reset()
+        assert sync.run(people(20)).added == 20  # everything again
+        assert other.run(people(20)).unchanged == 20  # the other sync kept its state
+
+
 def served_client(server: Any, emulator: PersonalizeEmulator) -> PersonalizeClient:
     return PersonalizeClient(
         emulator.project_uid,
@@ -64,7 +84,9 @@ def served_client(server: Any, emulator: PersonalizeEmulator) -> PersonalizeClie
 
 def test_an_overlapping_run_in_another_process_is_refused(pg_url: str) -> None:
     emulator = PersonalizeEmulator(seed=4)
-    emulator.faults = Faults(latency=0.02, apply_to=("edge",))
+    # Slow answers keep the first run going (for at least 400 / 8 x 0.2 = 10 s) until the
+    # overlap has been tried; then the faults are cleared and it finishes quickly.
+    emulator.faults = Faults(latency=0.2, apply_to=("edge",))
     n = 400
     with emulator.serve() as server:
         proc = spawn("sync", server.edge_url, emulator.project_uid, pg_url, n, 0)
@@ -80,10 +102,10 @@ def test_an_overlapping_run_in_another_process_is_refused(pg_url: str) -> None:
                 with pytest.raises(SyncInProgressError) as info:
                     sync.run(rows(n, 0))
                 assert info.value.holder["pid"] == proc.pid
+                emulator.faults = None
                 code, report, err = finish(proc)
                 assert code == 0, err
                 assert report is not None and report["result"]["added"] == n
-                emulator.faults = None
                 # The first run released its lock: the next one goes, and has nothing to send.
                 again = sync.run(rows(n, 0))
                 assert again.unchanged == n

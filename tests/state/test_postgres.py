@@ -319,3 +319,24 @@ def test_import_sqlite_refuses_a_sync_that_is_running(tmp_path: Path, pg_url: st
             target.import_sqlite(tmp_path / "other.db")
     finally:
         target.close()
+
+
+def test_statistics_follow_a_table_that_grew_from_empty(pg_url: str, pg_schema: str) -> None:
+    """Regression: a user_state that grew from empty within one run had no planner statistics
+    (the planner took it for a few hundred rows), so each load of 500 users read every user of
+    the sync: loads got slower as the run went on. The store refreshes the statistics each time
+    the table doubles, so the planner's idea of its size stays within a factor of two."""
+    store = PostgresState(pg_url)
+    try:
+        uids = [f"user-{i}" for i in range(30_000)]
+        for start in range(0, len(uids), 500):
+            store.commit("s", [(u, {"a": '"x"'}) for u in uids[start : start + 500]])
+        with psycopg.connect(pg_url.split("?")[0]) as conn:
+            row = conn.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                (f"{pg_schema}.user_state",),
+            ).fetchone()
+        assert row is not None and row[0] >= len(uids) / 2
+        assert len(store.load("s", uids[:500])) == 500
+    finally:
+        store.close()
