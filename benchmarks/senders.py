@@ -198,6 +198,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--loops", default="asyncio")
     parser.add_argument("--skip", default="", help="comma-separated: loopback,latency")
+    parser.add_argument(
+        "--only-fast",
+        action="store_true",
+        help="loopback: only the fast sender (to compare checkouts side by side, run alternately)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     _raise_fd_limit()
@@ -213,6 +218,10 @@ def main() -> None:
                 cases: dict[str, tuple[float, float]] = {}
                 for p in parsers:
                     cases[f"fast sender, {p}"] = _run(lambda p=p: fast(server, n, c, p), factory)
+                if args.only_fast:
+                    for name, (rate, cpu) in cases.items():
+                        print(f"{loop_name}  {name}  {rate:,.0f} req/s  {cpu * 1e6:,.1f} us CPU")
+                    continue
                 cases["httpx sender"] = _run(lambda: httpx_sender(server, args.httpx_n, c), factory)
                 cases["bare aiohttp loop"] = _run(lambda: bare_aiohttp(server, n, c), factory)
                 cases["bare httpx loop"] = _run(

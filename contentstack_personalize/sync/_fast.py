@@ -312,14 +312,12 @@ class _Connection(asyncio.Protocol):
         "deadline",
         "sock",
         "transport",
-        "used",
     )
 
     def __init__(self, reader: Callable[[_Connection], _Reader], sock: socket.socket) -> None:
         self.transport: asyncio.Transport | None = None
         self.sock = sock
         self.closed = False
-        self.used = False
         self.answered = False
         self.deadline = 0.0
         self._waiter: asyncio.Future[_Response] | None = None
@@ -700,7 +698,6 @@ class FastEdgeSender:
         *,
         reused: bool,
     ) -> _Response:
-        conn.used = True
         waiter = conn.request(data, user_uid, body, loop)
         if self._read_timeout is not None:
             # One coarse sweeper for all connections instead of a timer per request: timers
