@@ -89,6 +89,80 @@ class RunControl:
             self._cancel_handle = None
 
 
+class _SigtermHub:
+    """One SIGTERM handler for every run going in this process (several syncs may run at once,
+    in threads of a blocking program or as tasks of one event loop): a SIGTERM stops them all.
+
+    The handler is installed when the first run registers, only from the main thread and only
+    while SIGTERM still has its default action, and the default is put back when the last run
+    ends. An application that installed its own handler keeps it (it can call ``Sync.stop()``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._controls: set[RunControl] = set()
+        self._uninstall: Callable[[], None] | None = None
+
+    def _stop_all(self) -> None:
+        with self._lock:
+            controls = list(self._controls)
+            if not controls:
+                # Left installed by a run that ended off the main thread: act as the default
+                # (terminate), never swallow the signal.
+                uninstall, self._uninstall = self._uninstall, None
+        if not controls:
+            if uninstall is not None:
+                uninstall()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        for control in controls:
+            control.stop("stopped by SIGTERM", signal_name="SIGTERM")
+
+    def register(self, control: RunControl, loop: asyncio.AbstractEventLoop | None) -> None:
+        with self._lock:
+            on_main = threading.current_thread() is threading.main_thread()
+            if not self._controls and self._uninstall is not None and on_main:
+                # The last run ended off the main thread: put the default back now.
+                uninstall, self._uninstall = self._uninstall, None
+                uninstall()
+            self._controls.add(control)
+            if self._uninstall is not None or not _sigterm_is_default():
+                return
+            if loop is not None:
+                try:
+                    loop.add_signal_handler(signal.SIGTERM, self._stop_all)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    return  # no signals on this loop (Windows)
+
+                def uninstall_loop() -> None:
+                    with contextlib.suppress(Exception):
+                        loop.remove_signal_handler(signal.SIGTERM)
+
+                self._uninstall = uninstall_loop
+            else:
+                signal.signal(signal.SIGTERM, lambda signum, frame: self._stop_all())
+
+                def uninstall_signal() -> None:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+                self._uninstall = uninstall_signal
+
+    def unregister(self, control: RunControl) -> None:
+        with self._lock:
+            self._controls.discard(control)
+            if self._controls or self._uninstall is None:
+                return
+            if threading.current_thread() is threading.main_thread():
+                uninstall, self._uninstall = self._uninstall, None
+                uninstall()
+            # Off the main thread a handler cannot be changed: it stays until the next run
+            # registers on the main thread, and meanwhile acts as the default (_stop_all).
+
+
+_HUB = _SigtermHub()
+
+
 def _sigterm_is_default() -> bool:
     return (
         threading.current_thread() is threading.main_thread()
@@ -98,44 +172,24 @@ def _sigterm_is_default() -> bool:
 
 @contextlib.contextmanager
 def handle_sigterm(control: RunControl) -> Iterator[None]:
-    """For a blocking run: turn SIGTERM into a graceful stop while the run goes.
-
-    Only where SIGTERM still has its default action (terminate) and only on the main thread: an
-    application that installed its own handler keeps it (it can call ``Sync.stop()``).
-    """
-    if not _sigterm_is_default():
-        yield
-        return
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        control.stop("stopped by SIGTERM", signal_name="SIGTERM")
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    """For a blocking run: turn SIGTERM into a graceful stop while the run goes (see
+    :class:`_SigtermHub` for whose signal it is)."""
+    _HUB.register(control, None)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _HUB.unregister(control)
 
 
 @contextlib.contextmanager
 def ahandle_sigterm(control: RunControl, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """For ``arun``: the same rule as :func:`handle_sigterm`, through the loop's own signal
     handling (which works on uvloop too)."""
-    if not _sigterm_is_default():
-        yield
-        return
-    try:
-        loop.add_signal_handler(
-            signal.SIGTERM,
-            lambda: control.stop("stopped by SIGTERM", signal_name="SIGTERM"),
-        )
-    except (NotImplementedError, RuntimeError, ValueError):  # no signals on this loop
-        yield
-        return
+    _HUB.register(control, loop)
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        _HUB.unregister(control)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,35 +264,70 @@ class LockKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self, timeout: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def _attempt(self) -> LockInfo | None:
+        """One try: ``None`` when the lock is ours, else its live holder."""
+        current = self.store.acquire_lock(self.name, self.holder, self.ttl)
+        if current is not None and _holder_is_dead(current):
+            logger.warning(
+                "sync %r: the lock was held by process %s, which is gone; taking it over",
+                self.name,
+                current.describe().get("pid"),
+            )
+            self.store.release_lock(self.name, current.holder)
+            current = self.store.acquire_lock(self.name, self.holder, self.ttl)
+        return current
+
+    def _refuse(self, current: LockInfo) -> SyncInProgressError:
+        info = current.describe()
+        return SyncInProgressError(
+            f"sync {self.name!r} is already running (run {info.get('run_id')} of process "
+            f"{info.get('pid')} on {info.get('host')}, since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(current.acquired_at))}); "
+            "two runs at once would overwrite each other's state. Wait for it, or pass "
+            "Sync(lock_timeout=seconds) to wait for the lock; a holder that died frees it "
+            f"within {self.ttl:g} s",
+            holder=info,
+        )
+
+    def acquire(self, timeout: float) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; else raise
         :class:`SyncInProgressError` naming the holder."""
         deadline = time.monotonic() + timeout
         while True:
-            current = self.store.acquire_lock(self.name, self.holder, self.ttl)
+            current = self._attempt()
             if current is None:
                 break
-            if _holder_is_dead(current):
-                logger.warning(
-                    "sync %r: the lock was held by process %s, which is gone; taking it over",
-                    self.name,
-                    current.describe().get("pid"),
-                )
-                self.store.release_lock(self.name, current.holder)
-                continue
             left = deadline - time.monotonic()
             if left <= 0:
-                info = current.describe()
-                raise SyncInProgressError(
-                    f"sync {self.name!r} is already running (run {info.get('run_id')} of process "
-                    f"{info.get('pid')} on {info.get('host')}, since "
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(current.acquired_at))}); "
-                    "two runs at once would overwrite each other's state. Wait for it, or pass "
-                    "Sync(lock_timeout=seconds) to wait for the lock; a holder that died frees it "
-                    f"within {self.ttl:g} s",
-                    holder=info,
-                )
-            sleep(min(0.5, left))
+                raise self._refuse(current)
+            time.sleep(min(0.5, left))
+        self._start_renewing()
+
+    async def aacquire(self, timeout: float) -> None:
+        """:meth:`acquire` without holding the event loop; cancelling it never leaves the lock
+        taken (an attempt that succeeds after the cancellation is released)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            attempt = asyncio.ensure_future(asyncio.to_thread(self._attempt))
+            try:
+                current = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                attempt.add_done_callback(self._release_if_taken)
+                raise
+            if current is None:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._refuse(current)
+            await asyncio.sleep(min(0.5, left))
+        self._start_renewing()
+
+    def _release_if_taken(self, attempt: asyncio.Future[LockInfo | None]) -> None:
+        if not attempt.cancelled() and attempt.exception() is None and attempt.result() is None:
+            with contextlib.suppress(Exception):
+                self.store.release_lock(self.name, self.holder)
+
+    def _start_renewing(self) -> None:
         self._thread = threading.Thread(
             target=self._renew, name=f"personalize-lock-{self.name}", daemon=True
         )

@@ -1062,7 +1062,7 @@ class Sync:
             ttl=_LOCK_TTL,
             on_lost=lambda reason: control.stop(reason),
         )
-        await asyncio.to_thread(keeper.acquire, self.lock_timeout)
+        await keeper.aacquire(self.lock_timeout)
         self._controls.add(control)
         try:
             return await self._arun_locked(

@@ -150,9 +150,7 @@ class StateStore(Protocol):
         the keys about to be sent set to ``None`` (unknown). Failures are kept."""
         ...
 
-    def commit(
-        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
-    ) -> None:
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]) -> None:
         """Record users' new attributes (the full set, acknowledged keys with their value) and
         clear their failures."""
         ...
@@ -289,9 +287,7 @@ class MemoryState:
                 failed, error = (old.failed_attempts, old.last_error) if old else (0, None)
                 self._users[(sync_name, uid)] = UserState(dict(attrs_), failed, error)
 
-    def commit(
-        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
-    ) -> None:
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]) -> None:
         """Record users' new attributes and clear their failures."""
         with self._lock:
             for uid, attrs_ in accepted:
@@ -701,9 +697,7 @@ class SQLiteState:
                 self._attrs_rows(sync_name, pending),
             )
 
-    def commit(
-        self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]
-    ) -> None:
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]) -> None:
         """Record users' new attributes and clear their failures."""
         if not accepted:
             return
@@ -946,9 +940,16 @@ def open_state(state: StateStore | str | os.PathLike[str] | None) -> tuple[State
         if text == ":memory:":
             return MemoryState(), True
         return SQLiteState(text), True
-    if isinstance(state, StateStore):
-        return state, False
+    given: object = state  # callers may pass anything at run time
+    if isinstance(given, StateStore):
+        return given, False
+    missing = [
+        name
+        for name in ("load", "mark_pending", "commit", "acquire_lock", "renew_lock", "release_lock")
+        if not callable(getattr(given, name, None))
+    ]
+    hint = f" (it lacks {', '.join(missing)}: see the StateStore protocol)" if missing else ""
     raise ConfigurationError(
         "state must be a file path, a postgresql:// URL, MemoryState(), SQLiteState(...) or "
-        f"another StateStore, not {type(state).__name__}"
+        f"another StateStore, not {type(state).__name__}{hint}"
     )

@@ -538,3 +538,26 @@ def test_a_corrupted_page_stops_the_run_with_advice(
     )
     assert "damaged" in text or "not a usable state store" in text
     assert "sqlite3" not in type(caught.value).__module__
+
+
+async def test_sigterm_stops_every_run_going_in_the_loop(emulator: PersonalizeEmulator) -> None:
+    """Two syncs run as tasks of one loop; one SIGTERM (really sent to this process) stops both
+    gracefully, and SIGTERM's default action is back afterwards."""
+    import asyncio
+
+    emulator.set_faults(latency=0.05)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with (
+        emulator.serve() as server,
+        PersonalizeClient(emulator.project_uid, edge_url=server.edge_url, read_env=False) as client,
+    ):
+        syncs = [make_sync(client, MemoryState(), name=f"s{i}", concurrency=2) for i in range(2)]
+        runs = [asyncio.ensure_future(s.arun(plans("free", 300))) for s in syncs]
+        await asyncio.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+        outcomes = await asyncio.gather(*runs, return_exceptions=True)
+    for outcome in outcomes:
+        assert isinstance(outcome, SyncAbortedError), outcome
+        assert outcome.result is not None and "SIGTERM" in (outcome.result.error or "")
+        assert 0 < outcome.result.added < 300
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
