@@ -111,9 +111,14 @@ def test_values_round_trip_exactly(store: Any) -> None:
         "null": "null",
         "gone": None,
     }
-    uid = "user ünicode/'quote\"+%"
-    store.commit("s", [(uid, odd)])
-    assert store.load("s", [uid])[uid].attrs == odd
+    uid = "user ünicode/'quote\"+%\\back{,}NULL"
+    plain = "a,b{c} d"  # nothing to escape, but separators of an array literal
+    store.commit("s", [(uid, odd), ("NULL", odd), (plain, odd)])
+    assert store.load("s", [uid, "NULL"])[uid].attrs == odd
+    assert set(store.load("s", ["NULL", plain])) == {"NULL", plain}
+    store.record_failures("s", [(uid, "x")])
+    store.clear_failures("s", [uid])
+    assert store.load("s", [uid])[uid].failed_attempts == 0
 
 
 def test_failures_count_until_an_acknowledgement(store: Any) -> None:
