@@ -66,6 +66,19 @@ class PostgresServer:
     port: int
     user: str
     socket_dir: str
+    bindir: str
+    data: str
+    options: str
+    log: str
+
+    def crash(self) -> None:
+        """Stop the server as a crash would (``pg_ctl stop -m immediate``: no checkpoint, what
+        was only in its memory is lost; the next start recovers from the write-ahead log)."""
+        _pg_ctl(self, "-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        """Start the server again on the same data directory and port."""
+        _pg_ctl(self, "-l", self.log, "-o", self.options, "-w", "-t", "60", "start")
 
     @property
     def url(self) -> str:
@@ -73,6 +86,15 @@ class PostgresServer:
 
     def database_url(self, database: str) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _pg_ctl(server: PostgresServer, *args: str) -> None:
+    subprocess.run(
+        _as_server_user([f"{server.bindir}/pg_ctl", "-D", server.data, *args]),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def _as_server_user(cmd: list[str]) -> list[str]:
@@ -129,35 +151,26 @@ def postgres_server(*, durable: bool = False) -> Iterator[PostgresServer]:
         )
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(
-            _as_server_user(
-                [
-                    f"{bindir}/pg_ctl",
-                    "-D",
-                    data,
-                    "-l",
-                    log,
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            text=True,
+        server = PostgresServer(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            socket_dir=root,
+            bindir=bindir,
+            data=data,
+            options=options,
+            log=log,
         )
+        server.start()
         started = True
-        yield PostgresServer(host="127.0.0.1", port=port, user=user, socket_dir=root)
+        yield server
     except subprocess.CalledProcessError as exc:
         detail = exc.stderr or exc.stdout
         with contextlib.suppress(OSError), open(log) as f:
             detail += f.read()
         raise RuntimeError(f"could not start the test PostgreSQL server: {detail}") from exc
     finally:
-        if started:
+        if started:  # stopped at once, whatever state a test left it in
             subprocess.run(
                 _as_server_user([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]),
                 check=False,

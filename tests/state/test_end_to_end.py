@@ -23,6 +23,7 @@ from contentstack_personalize.sync import Sync
 from contentstack_personalize.testing import Faults, PersonalizeEmulator
 from tests.reliability._crash_worker import MAPPING, SYNC_NAME, expected, rows
 from tests.reliability.test_crashes import RESEND_BOUND, finish, patch_count, spawn, wait_for
+from tests.state._pgserver import PostgresServer, postgres_server
 from tests.sync.conftest import make_client, people
 
 N = 2000
@@ -211,3 +212,41 @@ def test_sigterm_stops_gracefully_and_the_next_run_finishes(pg_url: str) -> None
         )
         assert code == 0, err
         assert emulator.users() == expected(N, 0)
+
+
+@pytest.mark.slow
+def test_the_database_crashing_mid_run_then_rerun_ends_exact(postgres: PostgresServer) -> None:
+    """PostgreSQL itself crashes during a run (``pg_ctl stop -m immediate``): the run stops on
+    the store's error; after the server's recovery the store still claims nothing the edge may
+    not hold (acknowledgements commit asynchronously and may be lost: their keys stay pending),
+    and the next run ends exact. Its own server (the session's ``postgres`` is only asked for
+    so that the same skip rule applies), with PostgreSQL's durable settings."""
+    with postgres_server(durable=True) as db:
+        url = f"{db.url}?schema=crash"
+        emulator = PersonalizeEmulator(seed=7)
+        with emulator.serve() as server:
+            code, _, err = finish(spawn("sync", server.edge_url, emulator.project_uid, url, N, 0))
+            assert code == 0, err
+            emulator.faults = Faults(latency=0.01, apply_to=("edge",))  # a run of >= 2.5 s
+            start = patch_count(emulator)
+            proc = spawn("sync", server.edge_url, emulator.project_uid, url, N, 1)
+            wait_for(lambda: patch_count(emulator) - start >= N // 4, proc)
+            db.crash()
+            code, report, err = finish(proc)
+            assert code == 3, f"expected the run to stop on the store's error: {code} {err}"
+            assert report is not None and report["result"]["status"] == "aborted"
+            assert "state store" in (report["result"].get("error") or "")
+            db.start()
+            emulator.faults = None
+
+            store, _ = stored_users(url)
+            edge = emulator.users()
+            for uid, attrs in store.items():
+                assert {k: edge.get(uid, {}).get(k) for k in attrs} == attrs, uid
+
+            code, report, err = finish(
+                spawn("sync", server.edge_url, emulator.project_uid, url, N, 1)
+            )
+            assert code == 0, err
+            assert emulator.users() == expected(N, 1)
+            assert stored_users(url) == (expected(N, 1), 0)
