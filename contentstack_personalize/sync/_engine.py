@@ -44,6 +44,7 @@ from ..errors import (
     PersonalizeError,
     StateStoreError,
     SyncAbortedError,
+    TransportError,
 )
 from ._control import LockKeeper, RunControl, ahandle_sigterm, handle_sigterm
 from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mapping
@@ -1121,7 +1122,10 @@ class Sync:
             tally.progress = make_progress(progress)
             observers.callback(tally.progress.close)
             tally.progress.start(None, f"sync {self.name}")
-            preflight = await self._preflight(create=True)
+            try:
+                preflight = await self._preflight(create=True)
+            except (APIStatusError, TransportError) as exc:
+                raise _PreflightFailed(exc) from exc
             warnings = list(preflight.warnings)
             spool = _Spool()
             type_issues = await self._aload(rows, spool, tally, preflight, control)
@@ -1152,6 +1156,14 @@ class Sync:
         except StateStoreError as exc:
             # Not a crash of the run: it stops, with a result, like any other abort.
             status, error, cause = "aborted", f"the state store failed: {exc}", exc
+        except _PreflightFailed as failed:
+            # A Management outage before anything was read or sent: an abort with a result (so
+            # raise_on_abort=False returns it and alerts can judge it), not a bare exception.
+            status, cause = "aborted", failed.cause
+            error = (
+                "the pre-flight check against the Management API failed, nothing was sent: "
+                f"{type(cause).__name__}: {cause}"
+            )
         except BaseException as exc:
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
@@ -1466,6 +1478,14 @@ class _AbortRule:
                 f"{self.ratio:.0%}; last error: {reason}"
             )
         return None
+
+
+class _PreflightFailed(Exception):
+    """The Management API failed during the pre-flight; carries the API's error."""
+
+    def __init__(self, cause: PersonalizeError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 #: At most this many problems of one row are spelled out (the rest are counted).

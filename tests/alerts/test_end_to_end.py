@@ -99,7 +99,7 @@ def test_alerts_over_real_runs(tmp_path: Path) -> None:
 def _scheduled_run(client: Any, path: Path, rows: list[dict[str, Any]], **kw: Any) -> Any:
     """One scheduled run, as a job does it: a new ``Sync`` on the same state file (so the
     pre-flight runs, as in a new process), and ``run()``. A Management outage during the
-    pre-flight makes ``run()`` raise (even with ``raise_on_abort=False``); whether it raises
+    pre-flight aborts the run (``raise_on_abort=False`` returns its result); whether it raises
     or returns an aborted result, the alerts below must behave the same. Returns the result
     (``None`` when the run raised)."""
     with Sync(
@@ -188,7 +188,7 @@ def test_evaluate_latest_covers_a_run_that_raised_before_sending(tmp_path: Path)
         [("run_failed", "resolve", True)],
     ]
     trigger = seen[0]
-    assert trigger.severity == "critical" and trigger.run_status == "failed"
+    assert trigger.severity == "critical" and trigger.run_status == "aborted"
     assert "503" in trigger.message and trigger.details["read"] == 0
 
 

@@ -127,7 +127,7 @@ def test_plan_and_run_word_invalid_rows_the_same(client: Any) -> None:
 
 async def test_reading_a_dataframe_lets_the_event_loop_run(emulator: PersonalizeEmulator) -> None:
     pd = pytest.importorskip("pandas")
-    n = 40_000
+    n = 200_000
     frame = pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "plan": ["gold"] * n})
     ticks = 0
 
@@ -144,7 +144,8 @@ async def test_reading_a_dataframe_lets_the_event_loop_run(emulator: Personalize
         plan = await sync.aplan(frame)
         beat.cancel()
         plan.close()
-    assert ticks >= 5  # the loop got turns while the rows were read and mapped
+    # Before, the loop got no turn until all rows were mapped (one or two ticks in all).
+    assert ticks >= 5, ticks
 
 
 def test_a_rerun_needs_no_management_call(emulator: PersonalizeEmulator) -> None:
@@ -165,3 +166,22 @@ def test_a_rerun_needs_no_management_call(emulator: PersonalizeEmulator) -> None
         assert sync.run(rows).changed == 1
         after = len([r for r in emulator.requests if r.api == "management"])
     assert after == before
+
+
+def test_a_management_outage_during_preflight_is_an_abort_with_a_result(
+    emulator: PersonalizeEmulator,
+) -> None:
+    from contentstack_personalize import AuthToken, SyncAbortedError
+
+    emulator.set_faults(outage=True, apply_to=["management"])
+    with make_client(emulator, auth=AuthToken(emulator.authtoken)) as client:
+        sync = Sync(client, match_on="user_id", mapping={"plan": "plan"}, raise_on_abort=False)
+        result = sync.run([{"user_id": "u1", "plan": "gold"}])
+        assert result.status == "aborted" and result.requests == 0
+        assert "pre-flight check against the Management API failed" in (result.error or "")
+        assert sync.history()[0].status == "aborted"
+        strict = Sync(client, match_on="user_id", mapping={"plan": "plan"}, name="strict")
+        with pytest.raises(SyncAbortedError) as caught:
+            strict.run([{"user_id": "u1", "plan": "gold"}])
+        assert type(caught.value.cause).__name__ == "ServerError"
+    assert not emulator.users()
