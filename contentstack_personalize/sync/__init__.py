@@ -9,15 +9,21 @@ Example::
     result = sync.run(rows)
 """
 
-from __future__ import annotations
-
 from ._engine import OnDuplicate, Sync
 from ._fields import Field, FieldSpec, NullPolicy
 from ._progress import Progress, make_progress
 from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
 from ._sources import from_csv, from_sql
-from ._state import ExchangeStore, MemoryState, RunRecord, SQLiteState, StateStore, UserState
+from ._state import (
+    ExchangeStore,
+    LockInfo,
+    MemoryState,
+    RunRecord,
+    SQLiteState,
+    StateStore,
+    UserState,
+)
 from ._typecheck import TypeCheck, TypeIssue
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "Field",
     "FieldSpec",
     "HttpxSender",
+    "LockInfo",
     "MemoryState",
     "NullPolicy",
     "OnDuplicate",
