@@ -674,7 +674,11 @@ class FastEdgeSender:
                 try:
                     return await self._exchange(conn, data, user_uid, body, loop, reused=True)
                 except _Stale:
-                    pass  # no byte of answer on a reused connection: resend once, not an attempt
+                    # No byte of answer on a reused connection: the server had closed it (a
+                    # restart, a request cap). Resent once on a new one; not an attempt.
+                    logger.debug(
+                        "PATCH %s: reused connection closed unanswered; resending", self._url
+                    )
             conn = await self._connect(loop)
             return await self._exchange(conn, data, user_uid, body, loop, reused=False)
 
