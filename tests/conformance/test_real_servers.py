@@ -104,6 +104,28 @@ def test_every_user_is_delivered_exactly_once(
         assert n > 16 * NGINX_KEEPALIVE_REQUESTS  # connections were closed under load
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_h11_parser_delivers_exactly_once_too(servers: Servers, kind: str) -> None:
+    server = servers.get(kind, False)
+    server.reset()
+    n = 150
+    with client_for(server) as client:
+        sender = FastEdgeSender(client, concurrency=16, parser="h11")
+
+        async def main() -> list[bool]:
+            async def one(i: int) -> bool:
+                return (await sender.send(f"h11-{kind}-{i}", b'{"plan":"gold"}')).ok
+
+            try:
+                return list(await asyncio.gather(*(one(i) for i in range(n))))
+            finally:
+                await sender.aclose()
+
+        assert all(run_on("asyncio", main))
+    counts = server.counts()
+    assert sum(counts.values()) == n and set(counts.values()) == {1}
+
+
 @pytest.mark.parametrize("parser", available_parsers())
 @pytest.mark.parametrize("kind", ["uvicorn-httptools", "nginx"])
 def test_1024_connections(servers: Servers, kind: str, parser: str) -> None:

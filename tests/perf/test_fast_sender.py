@@ -352,6 +352,14 @@ def scripted() -> Iterator[list[Scripted]]:
         srv.close()
 
 
+@pytest.fixture(params=_fast.available_parsers())
+def each_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per installed parser (the sender's "auto" picks the one given)."""
+    monkeypatch.setattr(_fast, "available_parsers", lambda: [request.param])
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("each_parser")
 class TestHttp:
     async def test_request_bytes_chunked_answers_and_keep_alive(
         self, scripted: list[Scripted]
@@ -518,6 +526,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
+@pytest.mark.usefixtures("each_parser")
 class TestTls:
     def _server(self, self_signed: tuple[Path, Path], answers: list[bytes]) -> Scripted:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
