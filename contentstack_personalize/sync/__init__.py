@@ -9,6 +9,7 @@ Example::
     result = sync.run(rows)
 """
 
+from ._distributed import DistributedRun, Partition, SyncSpec, combine_results, partition_of
 from ._engine import OnDuplicate, Sync
 from ._fields import Field, FieldSpec, NullPolicy
 from ._progress import Progress, make_progress
@@ -28,6 +29,7 @@ from ._typecheck import TypeCheck, TypeIssue
 
 __all__ = [
     "Change",
+    "DistributedRun",
     "EdgeSender",
     "ExchangeStore",
     "Field",
@@ -37,6 +39,7 @@ __all__ = [
     "MemoryState",
     "NullPolicy",
     "OnDuplicate",
+    "Partition",
     "Plan",
     "Progress",
     "RowIssue",
@@ -47,11 +50,14 @@ __all__ = [
     "StateStore",
     "Sync",
     "SyncResult",
+    "SyncSpec",
     "ThreadedSender",
     "TypeCheck",
     "TypeIssue",
     "UserState",
+    "combine_results",
     "from_csv",
     "from_sql",
     "make_progress",
+    "partition_of",
 ]

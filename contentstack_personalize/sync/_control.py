@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import StateStoreError, SyncInProgressError
+from ._distributed import Partition
 from ._state import LockInfo, StateStore
 
 __all__ = ["LockKeeper", "RunControl", "handle_sigterm", "ahandle_sigterm"]
@@ -31,8 +32,9 @@ logger = logging.getLogger("contentstack_personalize.sync")
 class RunControl:
     """The stop switch of one run, safe to flip from any thread or a signal handler."""
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, partition: Partition | None = None) -> None:
         self.grace = grace
+        self.partition = partition
         self.reason: str | None = None
         self.signal: str | None = None
         self.cause: BaseException | None = None

@@ -19,6 +19,7 @@ import enum
 import json
 import logging
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -47,6 +48,13 @@ from ..errors import (
     TransportError,
 )
 from ._control import LockKeeper, RunControl, ahandle_sigterm, handle_sigterm
+from ._distributed import (
+    DistributedRun,
+    Partition,
+    SyncSpec,
+    new_run_id,
+    partition_of,
+)
 from ._fields import CompiledField, Field, FieldSpec, InvalidCell, compile_mapping
 from ._progress import NullProgress, Progress, ProgressArg, make_progress
 from ._result import Plan, RowIssue, RunStatus, SyncResult
@@ -536,6 +544,7 @@ class Sync:
         self.lock_timeout = float(lock_timeout)
         self.stop_grace = float(stop_grace)
         self.state, self._owns_state = open_state(state)
+        self._state_given = os.fspath(state) if isinstance(state, (str, os.PathLike)) else None
         self._said_no_management = False
         self._controls: set[RunControl] = set()
         self._preflight_cache: tuple[float, _Preflight] | None = None
@@ -605,7 +614,14 @@ class Sync:
             extras={"type_issues": type_issues},
         )
 
-    def run(self, rows: Any, *, full: bool = False, progress: ProgressArg = None) -> SyncResult:
+    def run(
+        self,
+        rows: Any,
+        *,
+        full: bool = False,
+        progress: ProgressArg = None,
+        partition: Partition | None = None,
+    ) -> SyncResult:
         """Sync ``rows`` and return the result; blocking, and safe to call in a notebook.
 
         ``full=True`` ignores the state and sends every mapped attribute of every valid row.
@@ -613,9 +629,13 @@ class Sync:
         systemic API failure, too many rejections, a state store failure, Ctrl-C or SIGTERM.
         What the edge acknowledged before that is committed either way. SIGTERM stops the run
         gracefully (see ``stop_grace``) when the program has no SIGTERM handler of its own.
+
+        ``partition=`` runs one partition of a distributed run (see :meth:`begin_distributed`):
+        rows whose UID belongs to another partition are invalid, the partition's own lock is
+        taken instead of the sync's, and no run is recorded (the driver records one).
         """
         holder: dict[str, SyncResult] = {}
-        control = RunControl(self.stop_grace)
+        control = RunControl(self.stop_grace, partition)
         try:
             with handle_sigterm(control):
                 return self._blocking(
@@ -632,12 +652,74 @@ class Sync:
             ) from exc
 
     async def arun(
-        self, rows: Any, *, full: bool = False, progress: ProgressArg = None
+        self,
+        rows: Any,
+        *,
+        full: bool = False,
+        progress: ProgressArg = None,
+        partition: Partition | None = None,
     ) -> SyncResult:
         """The coroutine behind :meth:`run`, for async code."""
-        control = RunControl(self.stop_grace)
+        control = RunControl(self.stop_grace, partition)
         with ahandle_sigterm(control, asyncio.get_running_loop()):
             return await self._arun(rows, full=full, holder={}, progress=progress, control=control)
+
+    @classmethod
+    def from_spec(cls, spec: SyncSpec, *, state: StateStore | str | None = None) -> Sync:
+        """The sync a worker of a distributed run rebuilds from ``run.spec`` (see
+        :meth:`begin_distributed`); ``state=`` overrides the shipped state, e.g. with a URL that
+        carries a password from the worker's secret store."""
+        client = PersonalizeClient(
+            spec.project_uid,
+            edge_url=spec.edge_url,
+            timeout=spec.timeout,
+            retry=spec.retry,
+            verify=spec.verify,
+            headers=dict(spec.headers),
+            read_env=False,
+        )
+        sync = cls(
+            client,
+            match_on=spec.match_on,
+            mapping=list(spec.fields),
+            state=state if state is not None else spec.state,
+            name=spec.name,
+            check_attributes=False,
+            **spec.options,
+        )
+        # The driver's pre-flight (attributes checked, audience rules read) stands for the
+        # workers', which have no Management credentials.
+        sync._preflight_cache = (time.monotonic(), spec.preflight)
+        return sync
+
+    def begin_distributed(self, partitions: int) -> DistributedRun:
+        """Start a run of this sync split into ``partitions`` partitions, run by workers
+        elsewhere (Spark, Dask, Ray...). The driver holds the sync's lock until
+        :meth:`DistributedRun.finish` (or ``fail``) and records one run; the pre-flight runs
+        here once. Ship ``run.spec`` (picklable, no secret) and ``run.partition(i)`` to the
+        workers; each calls ``Sync.from_spec(spec).run(rows, partition=...)`` on the rows whose
+        ``partition_of(uid, partitions) == i``.
+        """
+        if not isinstance(partitions, int) or partitions < 1:
+            raise ConfigurationError("partitions must be a positive integer")
+        run_id = new_run_id()
+        keeper = LockKeeper(
+            self.state,
+            self.name,
+            run_id,
+            ttl=_LOCK_TTL,
+            on_lost=lambda reason: logger.warning("sync %r: %s", self.name, reason),
+        )
+        keeper.acquire(self.lock_timeout)
+        try:
+            self._check_destination(bind=True)
+            preflight = self._blocking(lambda: self._preflight(create=True))
+            run = DistributedRun(self, partitions, keeper, run_id, preflight)
+            run._record("running", {}, None)
+        except BaseException:
+            keeper.release()
+            raise
+        return run
 
     def stop(self, reason: str = "stopped by Sync.stop()") -> None:
         """Stop this sync's running runs gracefully, from any thread or a signal handler: no new
@@ -896,6 +978,9 @@ class Sync:
             unseen = set(needed)
         seen_keys: list[str] = []
         match_on = self.match_on
+        partition = control.partition if control is not None else None
+        owner = partition.owns if partition is not None else None
+        owner_count = partition.count if partition is not None else 1
         # The key part of each spooled pair never changes: encode it once per run.
         converters = [(f.key, _encode_str(f.key) + ":", f.convert) for f in self.fields]
         checker = TypeChecker(self.fields, preflight.expectations, self.type_check)
@@ -938,6 +1023,16 @@ class Sync:
                 if uid is None:
                     tally.invalid_row(row_number, None, reason or "bad user UID", match_on)
                     continue
+            if owner is not None and not owner(uid):
+                tally.invalid_row(
+                    row_number,
+                    uid,
+                    f"the user UID belongs to partition {partition_of(uid, owner_count)} of "
+                    f"{owner_count}, not this one: split rows with partition_of(uid, "
+                    f"{owner_count})",
+                    match_on,
+                )
+                continue
             uids.append((uid, row_number))
             parts: list[str] = []
             problems: list[InvalidCell] | None = None
@@ -1053,12 +1148,17 @@ class Sync:
         control: RunControl,
     ) -> SyncResult:
         run_id = uuid.uuid4().hex[:12]
+        lock_name = self.name
+        partition = control.partition
+        if partition is not None:
+            run_id = f"{partition.run_id or run_id}-p{partition.index}"
+            lock_name = partition.lock_name(self.name)
         store = self.state
         # One run per sync: taken before anything is read or recorded (a refused run leaves no
         # trace but its exception), held by a lease that a background thread renews.
         keeper = LockKeeper(
             store,
-            self.name,
+            lock_name,
             run_id,
             ttl=_LOCK_TTL,
             on_lost=lambda reason: control.stop(reason),
@@ -1092,16 +1192,19 @@ class Sync:
         tally = _Tally(self.max_issue_details)
         store = self.state
         self._check_destination(bind=True)
-        store.save_run(
-            RunRecord(
-                run_id=run_id,
-                sync_name=self.name,
-                started_at=started,
-                finished_at=None,
-                status="running",
-                counts={},
+        # A partition of a distributed run records nothing: the driver records the one run.
+        record = control.partition is None
+        if record:
+            store.save_run(
+                RunRecord(
+                    run_id=run_id,
+                    sync_name=self.name,
+                    started_at=started,
+                    finished_at=None,
+                    status="running",
+                    counts={},
+                )
             )
-        )
         warnings: list[str] = []
         type_issues: list[TypeIssue] = []
         error: str | None = None
@@ -1207,6 +1310,8 @@ class Sync:
             )
             holder["result"] = result
             try:
+                if not record:
+                    raise _NotRecorded
                 store.save_run(
                     RunRecord(
                         run_id=run_id,
@@ -1218,6 +1323,8 @@ class Sync:
                         error=error,
                     )
                 )
+            except _NotRecorded:
+                pass
             except Exception:  # the run's outcome matters more than its history line
                 logger.exception("could not record run %s in the history", run_id)
             log = logger.warning if status != "succeeded" else logger.info
@@ -1225,7 +1332,7 @@ class Sync:
             observers.close()
             # After save_run, so rules comparing with the previous run see the history; not
             # when an operator interrupted the run (nobody needs paging for their own Ctrl-C).
-            if self.alerts is not None and not interrupted:
+            if self.alerts is not None and not interrupted and record:
                 result.extras["alerts"] = await self.alerts.aevaluate(result, store)
         if status == "aborted" and (self.raise_on_abort or control.signal is not None):
             # A signal always raises: the process was asked to stop and must exit non-zero.
@@ -1478,6 +1585,10 @@ class _AbortRule:
                 f"{self.ratio:.0%}; last error: {reason}"
             )
         return None
+
+
+class _NotRecorded(Exception):
+    """A partition run keeps no history line of its own."""
 
 
 class _PreflightFailed(Exception):
