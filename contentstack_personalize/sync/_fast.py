@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import select
 import socket
@@ -77,6 +78,9 @@ _sleep = asyncio.sleep
 
 #: RFC 8305's recommended "Connection Attempt Delay".
 _HAPPY_EYEBALLS_DELAY = 0.25
+
+#: How long the edge host's resolved addresses serve new connections (aiohttp's default too).
+_DNS_TTL = 10.0
 
 #: The largest answer head (status line and headers) accepted, however it arrives.
 _MAX_HEAD = 64 * 1024
@@ -441,6 +445,17 @@ def _timeouts(timeout: httpx.Timeout) -> tuple[float | None, float | None]:
     return connect, read
 
 
+def _literal_address(host: str, port: int) -> list[tuple[int, Any]] | None:
+    """``[(family, sockaddr)]`` when ``host`` is an IP address, else ``None``."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return [(socket.AF_INET6, (host, port, 0, 0))]
+    return [(socket.AF_INET, (host, port))]
+
+
 def _interleave(infos: Iterable[Any]) -> list[tuple[int, Any]]:
     """Addresses in resolver order, families alternating (RFC 8305 section 4)."""
     by_family: dict[int, list[Any]] = {}
@@ -585,6 +600,9 @@ class FastEdgeSender:
         self._closed = False
         self._busy: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._literal = _literal_address(self._host, self._port)
+        self._resolved: tuple[float, list[tuple[int, Any]]] | None = None
+        self._resolving: asyncio.Task[list[tuple[int, Any]]] | None = None
         read = self._read_timeout or 1.0
         self._sweep_every = max(0.01, min(0.5, read / 10))
 
@@ -772,13 +790,37 @@ class FastEdgeSender:
         self._all.add(conn)
         return conn
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _addresses(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, Any]]:
+        """The edge host's addresses: an IP literal as it is; a name resolved once for every
+        connection opened within ``_DNS_TTL`` seconds (hundreds of connections opening at once
+        make one lookup, not hundreds queued on the resolver's threads). Failures are not
+        remembered."""
+        if self._literal is not None:
+            return self._literal
+        cached = self._resolved
+        if cached is not None and loop.time() - cached[0] < _DNS_TTL:
+            return cached[1]
+        pending = self._resolving
+        if pending is None or pending.get_loop() is not loop:
+            pending = self._resolving = loop.create_task(self._resolve(loop))
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done() and self._resolving is pending:
+                self._resolving = None
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, Any]]:
         infos = await loop.getaddrinfo(
             self._host, self._port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
         addresses = _interleave(infos)
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, "no addresses")
+        self._resolved = (loop.time(), addresses)
+        return addresses
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        addresses = await self._addresses(loop)
         sock, errors = await _happy_eyeballs(loop, addresses, _HAPPY_EYEBALLS_DELAY)
         if sock is None:
             raise _combined(errors)

@@ -467,3 +467,35 @@ def test_a_sync_can_tell_a_dead_endpoint_from_a_bad_request(kind: str) -> None:
     assert isinstance(outcome.error, APIConnectionError) and outcome.attempts == 2
     assert connect_failure(outcome.error) == "refused"
     assert url in str(outcome.error)
+
+
+def test_many_connections_opening_at_once_resolve_the_host_once(
+    scripted: list[Scripted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = Scripted([OK] * 64)
+    scripted.append(srv)
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "edge.test":
+            lookups.append(host)
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    client = PersonalizeClient("p" * 24, edge_url=f"http://edge.test:{srv.port}/e", read_env=False)
+    sender = FastEdgeSender(client, concurrency=32)
+
+    async def main() -> list[bool]:
+        try:
+            return [
+                o.ok
+                for o in await asyncio.gather(*(sender.send(f"u{i}", b"{}") for i in range(64)))
+            ]
+        finally:
+            await sender.aclose()
+
+    assert asyncio.run(main()) == [True] * 64
+    assert srv.connections == 32 and lookups == ["edge.test"]
+    client.close()
