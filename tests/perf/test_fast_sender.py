@@ -545,6 +545,18 @@ class TestTls:
         assert "CERTIFICATE_VERIFY_FAILED" in str(outcome.error)
         assert srv.requests == []  # nothing was sent to an unverified server
 
+    async def test_a_failed_certificate_check_is_not_retried(
+        self, self_signed: tuple[Path, Path], scripted: list[Scripted]
+    ) -> None:
+        srv = self._server(self_signed, [OK])
+        scripted.append(srv)
+        sender = scripted_sender(srv.url, retry=RetryPolicy(sleep=False))  # 5 attempts otherwise
+        outcome = await sender.send("u1", b"{}")
+        await sender.aclose()
+        assert isinstance(outcome.error, APIConnectionError) and outcome.attempts == 1
+        assert f"{srv.url}/user-attributes" in str(outcome.error)
+        assert "TLS handshake with 127.0.0.1" in str(outcome.error)
+
     async def test_verify_false_and_a_ca_bundle(
         self, self_signed: tuple[Path, Path], scripted: list[Scripted]
     ) -> None:
