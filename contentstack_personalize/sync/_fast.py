@@ -309,6 +309,7 @@ class _Connection(asyncio.Protocol):
     """One persistent connection; one request in flight at a time (no pipelining)."""
 
     __slots__ = (
+        "_readable",
         "_reader",
         "_waiter",
         "answered",
@@ -321,6 +322,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, reader: Callable[[_Connection], _Reader], sock: socket.socket) -> None:
         self.transport: asyncio.Transport | None = None
         self.sock = sock
+        self._readable = _Readability(sock)
         self.closed = False
         self.answered = False
         self.deadline = 0.0
@@ -399,7 +401,7 @@ class _Connection(asyncio.Protocol):
         if self.closed:
             return False
         try:
-            return not _readable(self.sock)
+            return not self._readable()
         except (OSError, ValueError):
             return False
 
@@ -417,17 +419,25 @@ class _Connection(asyncio.Protocol):
             self.sock.close()
 
 
-if hasattr(select, "poll"):
+class _Readability:
+    """Tells whether a socket has something to read, without reading: ``poll`` with one
+    registration kept per connection (``select`` where there is no ``poll``)."""
 
-    def _readable(sock: socket.socket) -> bool:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))
+    __slots__ = ("_poller", "_sock")
 
-else:  # pragma: no cover - Windows
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._poller: Any = None
+        if hasattr(select, "poll"):
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
 
-    def _readable(sock: socket.socket) -> bool:
-        return bool(select.select([sock], [], [], 0)[0])
+    def __call__(self) -> bool:
+        if self._sock.fileno() < 0:
+            return True  # closed under us: nothing to reuse
+        if self._poller is not None:
+            return bool(self._poller.poll(0))
+        return bool(select.select([self._sock], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 def _ssl_context(verify: Any) -> ssl.SSLContext:
