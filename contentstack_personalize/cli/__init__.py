@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -94,6 +95,17 @@ EXIT_CODES: dict[int, str] = {
 logger = logging.getLogger("contentstack_personalize.cli")
 
 
+# A result carries its error as text ("<ErrorClass>: message"): the class names tell why.
+_CONFIG_IN_TEXT = re.compile(
+    rf"\b({AuthenticationError.__name__}|{PermissionDeniedError.__name__}|"
+    rf"{NotFoundError.__name__}|{ConfigurationError.__name__})\b"
+)
+_UNAVAILABLE_IN_TEXT = re.compile(
+    r"\b(APIConnectionError|APITimeoutError|TransportError|ServerError|RateLimitError|"
+    r"StateStoreError)\b|the state store failed"
+)
+
+
 def _unavailable(issue: RowIssue) -> bool:
     """Whether a refused user failed for want of a working service (no answer, 5xx, 429)."""
     return issue.status is None or issue.status >= 500 or issue.status == 429
@@ -106,12 +118,12 @@ def exit_code_for_result(result: SyncResult) -> int:
     if result.status == "partially_failed":
         return EXIT_PARTIAL
     error = result.error or ""
-    if error.startswith(
-        (AuthenticationError.__name__, PermissionDeniedError.__name__, NotFoundError.__name__)
-    ):
+    if _CONFIG_IN_TEXT.search(error):
         return EXIT_CONFIG
     if result.status == "aborted" and "interrupted" in error:
         return EXIT_INTERRUPTED
+    if _UNAVAILABLE_IN_TEXT.search(error):
+        return EXIT_UNAVAILABLE
     if result.rejected_rows and all(_unavailable(i) for i in result.rejected_rows):
         return EXIT_UNAVAILABLE
     return EXIT_ABORTED if result.status == "aborted" else EXIT_FAILED
@@ -127,6 +139,8 @@ def exit_code_for_error(exc: BaseException) -> int:
             return EXIT_BUSY
         if isinstance(exc.cause, (KeyboardInterrupt, asyncio.CancelledError)):
             return EXIT_INTERRUPTED
+        if isinstance(exc.cause, PersonalizeError) and not isinstance(exc.cause, SyncAbortedError):
+            return exit_code_for_error(exc.cause)  # the run stopped because of this
         if isinstance(exc.result, SyncResult):
             return exit_code_for_result(exc.result)
         return EXIT_ABORTED
@@ -178,6 +192,9 @@ class _Out:
                 "exit_code": code,
                 "error": {"type": type(exc).__name__, "message": message},
             }
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, PersonalizeError):
+                body["error"]["cause"] = {"type": type(cause).__name__, "message": str(cause)}
             result = getattr(exc, "result", None)
             if isinstance(result, SyncResult):
                 body["result"] = result.to_dict()

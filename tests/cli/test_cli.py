@@ -134,7 +134,8 @@ def test_an_outage_exits_6_with_no_secret_in_the_output(
     machine = cli("run", str(toml), "--json", env=env)
     body = as_json(machine)
     assert machine.returncode == body["exit_code"] == 6
-    assert body["error"]["type"] == "APIConnectionError"
+    # The connection error itself, or the aborted run it caused (with it as the cause).
+    assert "APIConnectionError" in json.dumps(body["error"])
     assert_no_secret(machine, env["CONTENTSTACK_AUTHTOKEN"])
     checked = cli("check", str(toml), env=env)
     assert checked.returncode == 6 and "FAIL  credentials" in checked.stdout
@@ -388,7 +389,7 @@ def test_a_second_run_while_one_holds_the_lock_exits_8(tmp_path: Path) -> None:
             second = cli("run", str(toml), "--json", env=slow.env)
             body = as_json(second)
             assert second.returncode == body["exit_code"] == 8, body
-            assert body["error"]["type"] == "SyncInProgressError"
+            assert "SyncInProgressError" in json.dumps(body["error"])
         finally:
             out, err = first.communicate(timeout=600)
         assert first.returncode == 0, out + err

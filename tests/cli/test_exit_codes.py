@@ -62,6 +62,20 @@ def refused(status: int | None) -> RowIssue:
         (result("aborted", error="AuthenticationError: 401 bad token"), EXIT_CONFIG),
         (result("aborted", error="NotFoundError: 404 [PROJECT_NOT_FOUND]"), EXIT_CONFIG),
         (result("aborted", error="interrupted (Ctrl-C)"), EXIT_INTERRUPTED),
+        (
+            result(
+                "aborted",
+                error="the pre-flight check against the Management API failed, nothing was "
+                "sent: APIConnectionError: connection failed after 5 attempts",
+            ),
+            EXIT_UNAVAILABLE,
+        ),
+        (
+            result("aborted", error="the pre-flight check ... failed: ServerError: 503 down"),
+            EXIT_UNAVAILABLE,
+        ),
+        (result("aborted", error="the state store failed: disk full"), EXIT_UNAVAILABLE),
+        (result("aborted", error="pre-flight: AuthenticationError: 401"), EXIT_CONFIG),
     ],
 )
 def test_exit_code_for_a_result(outcome: SyncResult, code: int) -> None:
@@ -86,6 +100,23 @@ def status_error(cls: type[errors.APIStatusError], status: int) -> errors.APISta
         (errors.SyncAbortedError("stop", cause=KeyboardInterrupt()), EXIT_INTERRUPTED),
         (errors.SyncAbortedError("stop", result=result("aborted", error="x")), EXIT_ABORTED),
         (errors.PersonalizeError("another kind of library failure"), EXIT_UNAVAILABLE),
+        # A run that stopped because of an API error: the error decides.
+        (
+            errors.SyncAbortedError(
+                "stopped",
+                result=result("aborted", error="x"),
+                cause=errors.APIConnectionError("refused"),
+            ),
+            EXIT_UNAVAILABLE,
+        ),
+        (
+            errors.SyncAbortedError(
+                "stopped",
+                result=result("aborted", error="x"),
+                cause=status_error(errors.AuthenticationError, 401),
+            ),
+            EXIT_CONFIG,
+        ),
         (KeyboardInterrupt(), EXIT_INTERRUPTED),
         (RuntimeError("bug"), EXIT_INTERNAL),
     ],
