@@ -262,11 +262,18 @@ def test_a_run_that_loses_its_lease_stops(
 
 
 def test_sync_stop_stops_gracefully_and_commits(emulator: PersonalizeEmulator) -> None:
-    emulator.set_faults(latency=0.01)
     store = MemoryState()
     with make_client(emulator) as client:
         sync = make_sync(client, store, concurrency=4, raise_on_abort=False)
-        threading.Timer(0.3, sync.stop).start()
+        seen = 0
+
+        def stop_after_fifty(exchange: Any) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == 50:  # from another thread, in the middle of sending
+                threading.Thread(target=sync.stop).start()
+
+        client.add_exchange_hook(stop_after_fifty)
         result = sync.run(plans("free", 400))
     assert result.status == "aborted" and "Sync.stop()" in (result.error or "")
     assert 0 < result.added < 400
