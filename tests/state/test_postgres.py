@@ -275,6 +275,8 @@ def test_import_sqlite_then_the_next_run_sends_nothing(tmp_path: Path, pg_url: s
         source = SQLiteState(db)
         source.record_failures("users", [("7", "HTTP 500")])
         source.mark_pending("users", [("8", {"plan": None, "ltv": "80"})])  # unknown key
+        kept = {"seq": 1, "time": 5.0, "user_uid": "7", "status": 500, "path": "/x"}
+        source.save_exchanges("users", "r0", [kept])
         source.close()
         before = db.read_bytes()
 
@@ -285,6 +287,8 @@ def test_import_sqlite_then_the_next_run_sends_nothing(tmp_path: Path, pg_url: s
             assert target.load("users", ["7"])["7"].failed_attempts == 1
             assert target.load("users", ["8"])["8"].unknown_keys == ["plan"]
             assert [r.status for r in target.runs("users")] == ["succeeded"]
+            assert target.exchanges("users") == [kept]
+            assert target.get_meta("users", "destination") is not None
             with pytest.raises(ConfigurationError, match="replace=True"):
                 target.import_sqlite(db)
             assert target.import_sqlite(db, replace=True) == {"users": 40}
