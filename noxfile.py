@@ -30,6 +30,7 @@ QUIET = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "SCARF_ANALYTICS": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
 }
 
 
@@ -63,6 +64,13 @@ def dagster(session: nox.Session) -> None:
 def prefect(session: nox.Session) -> None:
     """The Prefect block and task, under Prefect's test harness."""
     _test(session, "prefect")
+
+
+@nox.session
+def dask(session: nox.Session) -> None:
+    """A distributed run over a Dask DataFrame on a ``distributed.LocalCluster`` (two worker
+    processes), a worker killed mid-partition included."""
+    _test(session, "dask")
 
 
 @nox.session
