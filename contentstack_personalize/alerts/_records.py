@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import attrs
 
+from .._http import REDACTED
+from .._http import scrub as _scrub
 from ..errors import PersonalizeError
 from ._rules import Severity
 
@@ -26,7 +28,6 @@ __all__ = [
 ]
 
 AlertAction = Literal["trigger", "resolve"]
-REDACTED = "[REDACTED]"
 
 
 class AlertDeliveryError(PersonalizeError):
@@ -55,16 +56,12 @@ def redact_url(url: str) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret in ``secrets`` replaced by ``[REDACTED]``.
-
-    Strings shorter than 6 characters are left alone: masking every ``s`` of a message would
-    hide the message, and no real key, token or password is that short.
+    """``text`` with every secret in ``secrets`` (and any credential shape) replaced by
+    ``[REDACTED]``: the package's one redaction helper, ``_http.scrub``.
 
     Example: ``scrub("bad key abc123", ["abc123"])`` -> ``"bad key [REDACTED]"``
     """
-    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+    return _scrub(text, secrets=secrets)
 
 
 def _iso(ts: float) -> str:
