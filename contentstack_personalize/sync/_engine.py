@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from .._http import RateLimiter, user_uid_problem
+from .._http import RateLimiter, connect_failure, user_uid_problem
 from ..client import AsyncPersonalizeClient, PersonalizeClient
 from ..debugger import Debugger
 from ..errors import (
@@ -1546,8 +1546,10 @@ class Sync:
 
 class _AbortRule:
     """When a run should give up: more than ``ratio`` of the last ``window`` requests failed
-    (judged on a recent window, so a late outage stops a long run quickly), or
-    ``_CONNECT_FAILURES`` requests in a row could not reach the edge at all."""
+    (judged on a recent window, so a late outage stops a long run quickly); the edge cannot be
+    reached at all (connection refused, a host that does not resolve, a failed certificate
+    check) before any request succeeded; or ``_CONNECT_FAILURES`` requests in a row could not
+    connect after earlier ones did."""
 
     def __init__(self, ratio: float, window: int, url: str) -> None:
         self.ratio = ratio
@@ -1556,6 +1558,7 @@ class _AbortRule:
         self.recent: collections.deque[bool] = collections.deque(maxlen=window)
         self.failed = 0
         self.unreachable = 0
+        self.succeeded = False
 
     def _push(self, failed: bool) -> None:
         if len(self.recent) == self.window and self.recent[0]:
@@ -1566,12 +1569,23 @@ class _AbortRule:
     def success(self) -> None:
         self._push(False)
         self.unreachable = 0
+        self.succeeded = True
 
     def failure(self, exc: PersonalizeError | None, reason: str) -> str | None:
         """Record a failed request; the reason to stop the run, if it should stop."""
         self._push(True)
         if isinstance(exc, APIConnectionError):
             self.unreachable += 1
+            kind = connect_failure(exc)
+            if kind is not None and not self.succeeded:
+                # Nothing ever got through and the sender already retried: the endpoint is
+                # dead (or misnamed); failing every row one by one would only take longer.
+                what = {
+                    "refused": "refuses connections",
+                    "dns": "does not resolve",
+                    "tls": "fails the certificate check",
+                }[kind]
+                return f"cannot reach the Edge API at {self.url}: it {what}; last error: {reason}"
             if self.unreachable >= _CONNECT_FAILURES:
                 return (
                     f"cannot reach the Edge API at {self.url}: {self.unreachable} requests in a "
