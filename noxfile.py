@@ -1,5 +1,6 @@
 """The integrations' tests, each in its own environment: dlt, Dagster, Prefect and Airflow pin
-conflicting versions of the same libraries, so they cannot share the main ``.venv``.
+conflicting versions of the same libraries, so they cannot share the main ``.venv``; the Dask,
+Spark and Ray runners are too heavy for it (PySpark alone is about 300 MB).
 
     make integrations            # all of them (what CI runs after `make test`)
     .venv/bin/python -m nox -s dlt     # one of them
@@ -71,6 +72,13 @@ def dask(session: nox.Session) -> None:
     """A distributed run over a Dask DataFrame on a ``distributed.LocalCluster`` (two worker
     processes), a worker killed mid-partition included."""
     _test(session, "dask")
+
+
+@nox.session
+def spark(session: nox.Session) -> None:
+    """A distributed run over a PySpark DataFrame in local mode (needs a Java 17+ runtime:
+    ``.ci/run`` installs one), its Python workers killed mid-partition included."""
+    _test(session, "spark")
 
 
 @nox.session

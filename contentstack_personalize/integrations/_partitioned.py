@@ -23,6 +23,7 @@ __all__ = [
     "check_partitions",
     "concurrency_share",
     "finish",
+    "raise_if_aborted",
     "run_partition",
     "worker_spec",
 ]
@@ -85,7 +86,10 @@ def run_partition(
 def finish(sync: Sync, run: DistributedRun, results: Iterable[SyncResult]) -> SyncResult:
     """On the driver: one result and one run record; an aborted run raises like ``Sync.run``
     does (``SyncAbortedError`` holding the result) unless ``raise_on_abort=False``."""
-    result = run.finish(results)
+    return raise_if_aborted(sync, run.finish(results))
+
+
+def raise_if_aborted(sync: Sync, result: SyncResult) -> SyncResult:
     if result.status == "aborted" and sync.raise_on_abort:
         raise SyncAbortedError(f"sync {sync.name!r} stopped early: {result.error}", result=result)
     return result
