@@ -219,6 +219,8 @@ def _normalize_foreign(value: Any, depth: int) -> Any:
         # text that reads back as the same float32, which is what the user sees and means.
         return normalize(float(str(value)), depth + 1)
     if name == "ndarray":
+        if str(getattr(value, "dtype", "")) in ("float32", "float16"):
+            return [normalize(item, depth + 1) for item in value]  # numpy scalars: see below
         return [normalize(item, depth + 1) for item in value.tolist()]
     item = getattr(value, "item", None)
     if callable(item):

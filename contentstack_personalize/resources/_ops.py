@@ -75,9 +75,18 @@ def _check_attributes(attributes: object) -> dict[str, Any]:
 
 def _json_value(value: Any, where: str) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _json_value(v, f"{where}.{k}") for k, v in value.items()}
+        for k in value:
+            if not isinstance(k, str):
+                raise ValidationError(
+                    f"{where}: object key {k!r} is {type(k).__name__}; JSON keys must be "
+                    "strings; nothing was sent"
+                )
+        return {k: _json_value(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        for item in value:
+            _json_value(item, f"{where}{{...}}")  # NaN, keys and types checked like lists
     if value is not None and (
         is_null(value) or (isinstance(value, float) and not math.isfinite(value))
     ):

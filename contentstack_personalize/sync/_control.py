@@ -9,6 +9,7 @@ and keys sent without an answer stay *unknown* in the state, so the next run sen
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import StateStoreError, SyncInProgressError
+from ..errors import StateStoreError, SyncAbortedError, SyncInProgressError
 from ._distributed import Partition
 from ._state import LockInfo, StateStore
 
@@ -101,9 +102,14 @@ class _SigtermHub:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: the handler runs on the main thread between two bytecodes, possibly while
+        # that same thread is inside register() or unregister().
+        self._lock = threading.RLock()
         self._controls: set[RunControl] = set()
         self._uninstall: Callable[[], None] | None = None
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stop_all()
 
     def _stop_all(self) -> None:
         with self._lock:
@@ -138,15 +144,23 @@ class _SigtermHub:
                     return  # no signals on this loop (Windows)
 
                 def uninstall_loop() -> None:
-                    with contextlib.suppress(Exception):
-                        loop.remove_signal_handler(signal.SIGTERM)
+                    # Only while the loop's SIGTERM callback is still ours: a host that added
+                    # its own meanwhile keeps it.
+                    handles = getattr(loop, "_signal_handlers", None)
+                    handle = handles.get(signal.SIGTERM) if isinstance(handles, dict) else None
+                    callback = getattr(handle, "_callback", self._stop_all)
+                    if callback == self._stop_all:
+                        with contextlib.suppress(Exception):
+                            loop.remove_signal_handler(signal.SIGTERM)
 
                 self._uninstall = uninstall_loop
             else:
-                signal.signal(signal.SIGTERM, lambda signum, frame: self._stop_all())
+                ours = self._on_signal
+                signal.signal(signal.SIGTERM, ours)
 
                 def uninstall_signal() -> None:
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    if signal.getsignal(signal.SIGTERM) is ours:  # a host's handler stays
+                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
                 self._uninstall = uninstall_signal
 
@@ -211,6 +225,9 @@ def _namespace() -> str:
 
 
 _HOST = socket.gethostname()
+#: Lock attempts run here (a store call may block): a thread pool of our own, so that an
+#: attempt outlives a cancelled wait and its lock can still be released.
+_ATTEMPTS = concurrent.futures.ThreadPoolExecutor(4, "personalize-lock")
 _NAMESPACE = _namespace()
 
 
@@ -305,15 +322,17 @@ class LockKeeper:
             time.sleep(min(0.5, left))
         self._start_renewing()
 
-    async def aacquire(self, timeout: float) -> None:
-        """:meth:`acquire` without holding the event loop; cancelling it never leaves the lock
-        taken (an attempt that succeeds after the cancellation is released)."""
+    async def aacquire(self, timeout: float, control: RunControl | None = None) -> None:
+        """:meth:`acquire` without holding the event loop. A stop of ``control`` (SIGTERM,
+        ``Sync.stop``) ends the wait with :class:`SyncAbortedError`; cancelling it never leaves
+        the lock taken (an attempt that succeeds after the cancellation is released)."""
         deadline = time.monotonic() + timeout
         while True:
-            attempt = asyncio.ensure_future(asyncio.to_thread(self._attempt))
+            attempt = _ATTEMPTS.submit(self._attempt)
             try:
-                current = await asyncio.shield(attempt)
+                current = await asyncio.shield(asyncio.wrap_future(attempt))
             except asyncio.CancelledError:
+                # On the executor's future, not the loop's: it runs even if the loop is gone.
                 attempt.add_done_callback(self._release_if_taken)
                 raise
             if current is None:
@@ -321,10 +340,15 @@ class LockKeeper:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise self._refuse(current)
-            await asyncio.sleep(min(0.5, left))
+            for _ in range(int(min(0.5, left) / 0.05) or 1):
+                if control:
+                    raise SyncAbortedError(
+                        f"sync {self.name!r} stopped while waiting for its lock: {control.reason}"
+                    )
+                await asyncio.sleep(0.05)
         self._start_renewing()
 
-    def _release_if_taken(self, attempt: asyncio.Future[LockInfo | None]) -> None:
+    def _release_if_taken(self, attempt: concurrent.futures.Future[LockInfo | None]) -> None:
         if not attempt.cancelled() and attempt.exception() is None and attempt.result() is None:
             with contextlib.suppress(Exception):
                 self.store.release_lock(self.name, self.holder)
@@ -337,17 +361,26 @@ class LockKeeper:
 
     def _renew(self) -> None:
         every = self.ttl / 4
+        renewed = time.monotonic()
         while not self._stop.wait(every):
             try:
                 kept = self.store.renew_lock(self.name, self.holder, self.ttl)
             except StateStoreError as exc:
                 logger.warning("sync %r: could not renew the run's lock: %s", self.name, exc)
-                continue  # the lease is still ours until it expires; try again
+                if time.monotonic() - renewed > 0.75 * self.ttl:
+                    # The lease may expire before the next try: another run could take it.
+                    self.on_lost(
+                        f"could not renew the sync's lock for {0.75 * self.ttl:g} s ({exc}); "
+                        "stopping before another run can take it over"
+                    )
+                    return
+                continue  # the lease is still ours; try again
             except Exception:  # a closed store at the very end of a run
                 if self._stop.is_set():
                     return
                 logger.exception("sync %r: could not renew the run's lock", self.name)
                 continue
+            renewed = time.monotonic()
             if not kept:
                 self.on_lost(
                     f"lost the sync's lock (this process was paused for more than {self.ttl:g} s "

@@ -218,8 +218,15 @@ class DistributedRun:
     """
 
     def __init__(
-        self, sync: Sync, count: int, keeper: LockKeeper, run_id: str, preflight: Any
+        self,
+        sync: Sync,
+        count: int,
+        keeper: LockKeeper,
+        run_id: str,
+        preflight: Any,
+        lost: list[str] | None = None,
     ) -> None:
+        self._lost = lost if lost is not None else []
         self.sync = sync
         self.count = count
         self.run_id = run_id
@@ -243,7 +250,9 @@ class DistributedRun:
     def finish(self, results: Iterable[SyncResult]) -> SyncResult:
         """Combine the partitions' results (one per partition: the last successful attempt
         of each), record the run, evaluate the alerts once, release the lock."""
-        collected = list(results)
+        # One result per partition: an engine that re-ran one hands its last attempt last.
+        by_partition = {r.run_id: r for r in results}
+        collected = list(by_partition.values())
         result = combine_results(
             collected,
             run_id=self.run_id,
@@ -251,7 +260,13 @@ class DistributedRun:
             started_at=self.started_at,
             max_issue_details=self.sync.max_issue_details,
         )
-        missing = self.count - len({r.run_id for r in collected})
+        missing = self.count - len(collected)
+        if self._lost:
+            result = attrs.evolve(
+                result,
+                status="aborted",
+                error=(result.error + "; " if result.error else "") + self._lost[0],
+            )
         if missing > 0:
             result = attrs.evolve(
                 result,

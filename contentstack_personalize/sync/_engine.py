@@ -664,6 +664,24 @@ class Sync:
         with ahandle_sigterm(control, asyncio.get_running_loop()):
             return await self._arun(rows, full=full, holder={}, progress=progress, control=control)
 
+    def _check_driver(self, partition: Partition) -> None:
+        """A partition runs only while the driver of its distributed run holds the sync's
+        lock: a straggler of a finished run, or a partition with no driver, would otherwise
+        write beside a plain run of the same sync."""
+        probe = LockKeeper(self.state, self.name, "probe", ttl=1.0, on_lost=lambda r: None)
+        current = probe._attempt()
+        if current is None:  # nobody held it: the probe now does; give it back
+            self.state.release_lock(self.name, probe.holder)
+            holder_run = None
+        else:
+            holder_run = current.describe().get("run_id")
+        if partition.run_id is None or holder_run != partition.run_id:
+            raise ConfigurationError(
+                f"partition {partition.index} of run {partition.run_id!r} of sync {self.name!r} "
+                "cannot run: that distributed run does not hold the sync's lock (it finished, "
+                "failed, or was never begun); start partitions from sync.begin_distributed()"
+            )
+
     @classmethod
     def from_spec(cls, spec: SyncSpec, *, state: StateStore | str | None = None) -> Sync:
         """The sync a worker of a distributed run rebuilds from ``run.spec`` (see
@@ -708,13 +726,14 @@ class Sync:
             self.name,
             run_id,
             ttl=_LOCK_TTL,
-            on_lost=lambda reason: logger.warning("sync %r: %s", self.name, reason),
+            on_lost=lambda reason: lost.append(reason),
         )
+        lost: list[str] = []
         keeper.acquire(self.lock_timeout)
         try:
             self._check_destination(bind=True)
             preflight = self._blocking(lambda: self._preflight(create=True))
-            run = DistributedRun(self, partitions, keeper, run_id, preflight)
+            run = DistributedRun(self, partitions, keeper, run_id, preflight, lost)
             run._record("running", {}, None)
         except BaseException:
             keeper.release()
@@ -1163,9 +1182,15 @@ class Sync:
             ttl=_LOCK_TTL,
             on_lost=lambda reason: control.stop(reason),
         )
-        await keeper.aacquire(self.lock_timeout)
-        self._controls.add(control)
+        self._controls.add(control)  # a stop (SIGTERM, Sync.stop) also ends the wait for the lock
         try:
+            await keeper.aacquire(self.lock_timeout, control)
+        except BaseException:
+            self._controls.discard(control)
+            raise
+        try:
+            if partition is not None:
+                await asyncio.to_thread(self._check_driver, partition)
             return await self._arun_locked(
                 rows,
                 full=full,
@@ -1574,10 +1599,10 @@ class _AbortRule:
     def failure(self, exc: PersonalizeError | None, reason: str) -> str | None:
         """Record a failed request; the reason to stop the run, if it should stop."""
         self._push(True)
-        if isinstance(exc, APIConnectionError):
+        kind = connect_failure(exc) if isinstance(exc, APIConnectionError) else None
+        if kind is not None:  # never connected (a drop after the work is not one of these)
             self.unreachable += 1
-            kind = connect_failure(exc)
-            if kind is not None and not self.succeeded:
+            if not self.succeeded:
                 # Nothing ever got through and the sender already retried: the endpoint is
                 # dead (or misnamed); failing every row one by one would only take longer.
                 what = {

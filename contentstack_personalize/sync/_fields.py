@@ -145,9 +145,18 @@ def _to_str(value: Any, coerce: bool) -> Any:
     if isinstance(value, str):
         return value
     if coerce:
+        name = type(value).__name__
+        if name in ("float32", "float16"):  # the value shown, not the widened binary one
+            value = float(str(value))
+        elif type(value).__module__.startswith("numpy") and callable(getattr(value, "item", None)):
+            value = value.item()
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, (int, float, Decimal, dt.date, dt.time)):
+        if isinstance(value, int):  # any size: text carries every digit (the advice for IDs)
+            return int.__repr__(int(value))
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral():
+            return str(int(value))
+        if isinstance(value, (float, Decimal, dt.date, dt.time)):
             normalised = normalize(value)
             return normalised if isinstance(normalised, str) else canonical(normalised)
     raise InvalidValue(f"{_short(value)} is not text (declared str)")

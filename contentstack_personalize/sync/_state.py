@@ -689,13 +689,23 @@ class SQLiteState:
         """Write-ahead: users' attributes with the keys about to be sent unknown (``None``)."""
         if not pending:
             return
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, last_error, "
-                "updated_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT (sync_name, uid) DO UPDATE "
-                "SET attrs = excluded.attrs, updated_at = excluded.updated_at",
-                self._attrs_rows(sync_name, pending),
-            )
+        # The mark must be on disk before the requests go out, even across a power cut: with
+        # synchronous=NORMAL a WAL commit is not fsynced, and a mark rolled back after the edge
+        # applied the change would reopen the lost-answer hole. Acknowledgements stay NORMAL
+        # (losing one only means a resend).
+        with self._locked() as db:
+            db.execute("PRAGMA synchronous=FULL")
+            try:
+                with self._transaction() as tx:
+                    tx.executemany(
+                        "INSERT INTO user_state (sync_name, uid, attrs, failed_attempts, "
+                        "last_error, updated_at) VALUES (?, ?, ?, 0, NULL, ?) ON CONFLICT "
+                        "(sync_name, uid) DO UPDATE SET attrs = excluded.attrs, "
+                        "updated_at = excluded.updated_at",
+                        self._attrs_rows(sync_name, pending),
+                    )
+            finally:
+                db.execute("PRAGMA synchronous=NORMAL")
 
     def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]) -> None:
         """Record users' new attributes and clear their failures."""

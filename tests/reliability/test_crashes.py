@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 N = 2000
 CONCURRENCY, COMMIT_EVERY = 8, 7  # as in the worker
 DEADLINE = 120.0  # seconds; only a hung worker gets near it
-# The users a killed run may leave unknown (docs/guarantees.md): the write-ahead batch being sent
-# and the next one (2 x 500), plus acknowledgements not yet committed (3 x commit_every).
-RESEND_BOUND = 2 * 500 + 3 * COMMIT_EVERY
+# The users a killed run may leave unknown (docs/guarantees.md): acknowledgements not committed
+# yet, the queue and the requests in flight, and the two write-ahead batches (2 x 500).
+RESEND_BOUND = 4 * COMMIT_EVERY + 3 * CONCURRENCY + 2 * 500
 
 
 def spawn(*args: object) -> subprocess.Popen[str]:

@@ -159,3 +159,30 @@ def test_the_spec_never_carries_a_state_password() -> None:
 
     text = _state_text("postgresql://app:s3cret@db:5432/syncs?schema=cp", None)
     assert "s3cret" not in text and text == "postgresql://app@db:5432/syncs?schema=cp"
+
+
+def test_a_partition_without_its_driver_is_refused(emulator: PersonalizeEmulator) -> None:
+    with PersonalizeClient(
+        emulator.project_uid, transport=emulator.transport(), read_env=False
+    ) as client:
+        sync = Sync(client, match_on="user_id", mapping={"plan": "plan"})
+        run = sync.begin_distributed(partitions=2)
+        part = run.partition(0)
+        run.finish([])  # the run is over; a straggler must not write beside later runs
+        with pytest.raises(ConfigurationError, match="does not hold the sync's lock"):
+            sync.run(rows()[:10], partition=part)
+        with pytest.raises(ConfigurationError, match="does not hold"):
+            sync.run(rows()[:10], partition=Partition(index=0, count=2))
+    assert not emulator.users()
+
+
+def test_finish_keeps_one_result_per_partition(emulator: PersonalizeEmulator) -> None:
+    with PersonalizeClient(
+        emulator.project_uid, transport=emulator.transport(), read_env=False
+    ) as client:
+        sync = Sync(client, match_on="user_id", mapping={"plan": "plan"})
+        run = sync.begin_distributed(partitions=1)
+        first = sync.run(rows()[:100], partition=run.partition(0))
+        again = sync.run(rows()[:100], partition=run.partition(0))
+        result = run.finish([first, again])  # both attempts handed over, the last one last
+    assert result.read == 100 and result.unchanged == 100

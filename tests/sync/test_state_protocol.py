@@ -568,3 +568,88 @@ async def test_sigterm_stops_every_run_going_in_the_loop(emulator: PersonalizeEm
         assert outcome.result is not None and "SIGTERM" in (outcome.result.error or "")
         assert 0 < outcome.result.added < 300
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_lease_that_cannot_be_renewed_stops_the_run_before_it_expires() -> None:
+    lost: list[str] = []
+
+    class Flaky(MemoryState):
+        def renew_lock(self, name: str, holder: str, ttl: float) -> bool:
+            raise StateStoreError("the database went away")
+
+    keeper = LockKeeper(Flaky(), "users", "r", ttl=0.4, on_lost=lost.append)
+    keeper.acquire(0)
+    deadline = time.monotonic() + 10
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.02)
+    keeper.release()
+    assert lost and "could not renew" in lost[0]
+
+
+def test_a_stop_ends_the_wait_for_the_lock(client: PersonalizeClient, tmp_path: Path) -> None:
+    store = SQLiteState(tmp_path / "s.db")
+    other = LockKeeper(store, "users", "other", ttl=60, on_lost=lambda r: None)
+    other.acquire(0)
+    try:
+        sync = make_sync(client, store, lock_timeout=60)
+        threading.Timer(0.3, sync.stop).start()
+        started = time.monotonic()
+        with pytest.raises(SyncAbortedError, match="while waiting for its lock"):
+            sync.run(plans("free"))
+        assert time.monotonic() - started < 30  # not the whole lock_timeout
+    finally:
+        other.release()
+
+
+def test_a_cancelled_wait_for_the_lock_leaves_it_free(
+    client: PersonalizeClient, tmp_path: Path
+) -> None:
+    import asyncio
+
+    store = SQLiteState(tmp_path / "s.db")
+    other = LockKeeper(store, "users", "other", ttl=60, on_lost=lambda r: None)
+    other.acquire(0)
+    sync = make_sync(client, store, lock_timeout=60)
+
+    async def impatient() -> None:
+        await asyncio.wait_for(sync.arun(plans("free")), timeout=0.5)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(impatient())
+    other.release()
+    time.sleep(0.2)  # an attempt still running when the loop closed has finished by now
+    assert make_sync(client, store).run(plans("free")).added == 3
+
+
+def test_dropped_answers_are_not_an_unreachable_edge(emulator: PersonalizeEmulator) -> None:
+    emulator.set_faults(drop=1.0, applied_before_failure=1.0)
+    with make_client(emulator, retry=RetryPolicy(sleep=False, max_attempts=1)) as client:
+        result = make_sync(client, MemoryState(), raise_on_abort=False).run(plans("free", 10))
+    assert result.rejected == 10 and "cannot reach" not in (result.error or "")
+
+
+def test_a_host_handler_installed_after_a_threaded_run_is_kept(client: PersonalizeClient) -> None:
+    def mine(signum: int, frame: Any) -> None:
+        pass
+
+    # A run on the main thread and one on another thread, the main one ending first.
+    started, release = threading.Event(), threading.Event()
+    side = make_sync(client, MemoryState(), name="side")
+    thread = threading.Thread(target=lambda: side.run(_slow_rows(started, release)))
+    main_sync = make_sync(client, MemoryState(), name="main")
+
+    def rows_then_start_side() -> Iterator[dict[str, Any]]:
+        thread.start()
+        assert started.wait(30)
+        yield {"user_id": "u9", "plan": "free"}
+
+    main_sync.run(rows_then_start_side())
+    release.set()
+    thread.join()
+    previous = signal.signal(signal.SIGTERM, mine)  # the host installs its own handler
+    try:
+        make_sync(client, MemoryState(), name="third").run(plans("free", 1))
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -176,3 +176,41 @@ def test_set_attributes_converts_like_a_sync(client: Any, emulator: PersonalizeE
 def test_messages_use_the_right_article(client: Any) -> None:
     result = run(client, [{"user_id": "a", "x": object()}], {"x": "x"})
     assert "an object cannot be sent as JSON" in reasons(result)["a"]
+
+
+def test_declared_text_takes_any_integer_and_numpy_scalars(
+    client: Any, emulator: PersonalizeEmulator
+) -> None:
+    rows = [
+        {"user_id": "a", "n": 2**60},
+        {"user_id": "b", "n": np.int64(5)},
+        {"user_id": "c", "n": np.float32(0.5)},
+        {"user_id": "d", "n": np.True_},
+    ]
+    result = run(client, rows, {"n": Field("n", type=str)})
+    assert result.added == 4, reasons(result)
+    assert emulator.users() == {
+        "a": {"n": str(2**60)},  # the advice for IDs past 2**53 works
+        "b": {"n": "5"},
+        "c": {"n": "0.5"},
+        "d": {"n": "true"},
+    }
+
+
+def test_a_float32_array_is_sent_as_shown(client: Any, emulator: PersonalizeEmulator) -> None:
+    result = run(
+        client, [{"user_id": "a", "v": np.array([0.1, 0.2], dtype=np.float32)}], {"v": "v"}
+    )
+    assert result.added == 1 and emulator.users()["a"] == {"v": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [({"o": {1: "a"}}, "keys must be strings"), ({"s": {float("nan"), 1.0}}, "not JSON")],
+)
+def test_set_attributes_refuses_what_a_sync_refuses(
+    client: Any, emulator: PersonalizeEmulator, attributes: Any, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        client.users.set_attributes("a", attributes)
+    assert not emulator.users()
