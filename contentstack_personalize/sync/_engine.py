@@ -22,6 +22,7 @@ import math
 import os
 import queue
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -240,10 +241,17 @@ class _Preflight:
 
 
 class _Spool:
-    """A private temporary SQLite database (on disk, deleted on close)."""
+    """A private temporary SQLite database (on disk, deleted on close): in SQLite's temporary
+    directory, or in ``directory`` when given."""
 
-    def __init__(self) -> None:
-        self.db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+    def __init__(self, directory: str | None = None) -> None:
+        self._path: str | None = None
+        target = ""
+        if directory is not None:
+            fd, self._path = tempfile.mkstemp(prefix="personalize-spool-", dir=directory)
+            os.close(fd)
+            target = self._path
+        self.db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB of page cache, then disk
@@ -287,6 +295,9 @@ class _Spool:
 
     def close(self) -> None:
         self.db.close()
+        if self._path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,8 +426,10 @@ class Sync:
     - ``match_on``: the column holding each user's Personalize User UID.
     - ``mapping``: ``{column: attribute_key}``, values may also be :class:`Field` objects
       (types, transforms, static values, null policy), or a list of ``Field``.
-    - ``state``: a file path (SQLite), ``MemoryState()``, ``SQLiteState(path)``, any
-      :class:`StateStore`, or ``None`` (in memory: incremental only within this process).
+    - ``state``: a file path or ``sqlite:///path`` (SQLite), a ``postgresql://`` URL
+      (PostgreSQL, for workers whose disk does not outlive a run), ``MemoryState()``,
+      ``SQLiteState(path)``, any :class:`StateStore`, or ``None`` (in memory: incremental only
+      within this process).
     - ``name``: the sync's stable name in the state store (default ``"<project>/<match_on>"``);
       give each sync sharing a state file its own name.
     - ``on_duplicate``: a UID appearing more than once in one run: ``"reject_all"`` (default:
@@ -433,6 +446,8 @@ class Sync:
       (default 0: at once). A holder that died frees the lock (at once on the same machine).
     - ``stop_grace``: on SIGTERM or :meth:`stop`, seconds the requests in flight get to finish
       before they are cancelled (default 10).
+    - ``spool_dir``: where a run keeps its rows on disk while it goes (default: SQLite's
+      temporary directory, ``SQLITE_TMPDIR`` or ``TMPDIR``); about 190 MB per million rows.
     - ``raise_on_abort``: raise :class:`SyncAbortedError` (holding the result) when the run
       stops early (default); otherwise return the result with status ``"aborted"``.
     - ``type_check``: what to do when a value does not fit what its attribute is used as (the
@@ -481,6 +496,7 @@ class Sync:
         alerts: Alerts | None = None,
         lock_timeout: float = 0.0,
         stop_grace: float = 10.0,
+        spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
             raise ConfigurationError(
@@ -542,6 +558,12 @@ class Sync:
         self.alerts = alerts
         self.type_check: TypeCheck = type_check
         self.lock_timeout = float(lock_timeout)
+        self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
+        if self.spool_dir is not None and not os.path.isdir(self.spool_dir):
+            raise ConfigurationError(
+                f"spool_dir {self.spool_dir!r} is not a directory; create it or point spool_dir= "
+                "at a disk with room for the run's rows (about 190 MB per million)"
+            )
         self.stop_grace = float(stop_grace)
         self.state, self._owns_state = open_state(state)
         self._state_given = os.fspath(state) if isinstance(state, (str, os.PathLike)) else None
@@ -571,7 +593,7 @@ class Sync:
         """The coroutine behind :meth:`plan`."""
         self._check_destination(bind=False)
         preflight = await self._preflight(create=False)
-        spool = _Spool()
+        spool = _Spool(self.spool_dir)
         try:
             tally = _Tally(self.max_issue_details)
             type_issues = await self._aload(rows, spool, tally, preflight)
@@ -1255,7 +1277,7 @@ class Sync:
             except (APIStatusError, TransportError) as exc:
                 raise _PreflightFailed(exc) from exc
             warnings = list(preflight.warnings)
-            spool = _Spool()
+            spool = _Spool(self.spool_dir)
             type_issues = await self._aload(rows, spool, tally, preflight, control)
             tally.progress.start(tally.read, f"sync {self.name}")
             warnings += [issue.describe() for issue in type_issues]

@@ -185,3 +185,21 @@ def test_a_management_outage_during_preflight_is_an_abort_with_a_result(
             strict.run([{"user_id": "u1", "plan": "gold"}])
         assert type(caught.value.cause).__name__ == "ServerError"
     assert not emulator.users()
+
+
+def test_the_spool_goes_where_the_user_says_and_is_removed(client: Any, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    seen: list[list[str]] = []
+
+    def rows() -> Any:
+        for i in range(3):
+            seen.append(sorted(p.name for p in spool.iterdir()))
+            yield {"user_id": f"u{i}", "plan": "gold"}
+
+    sync = Sync(client, match_on="user_id", mapping={"plan": "plan"}, spool_dir=spool)
+    assert sync.run(rows()).added == 3
+    assert seen[0] and seen[0][0].startswith("personalize-spool-")  # on the chosen disk...
+    assert list(spool.iterdir()) == []  # ...and gone after the run
+    with pytest.raises(ConfigurationError, match="not a directory"):
+        Sync(client, match_on="user_id", mapping={"plan": "plan"}, spool_dir=tmp_path / "nope")
