@@ -82,6 +82,13 @@ def spark(session: nox.Session) -> None:
 
 
 @nox.session
+def ray(session: nox.Session) -> None:
+    """A distributed run written through a Ray Data ``Datasink``, Ray in local mode (two CPUs),
+    the worker running a write killed mid-partition included."""
+    _test(session, "ray")
+
+
+@nox.session
 def airflow(session: nox.Session) -> None:
     """The Airflow provider (hook, connection type, operator), run with ``dag.test()`` in a
     throwaway Airflow home whose DAGs folder is ``tests/integrations/airflow_dags``."""
