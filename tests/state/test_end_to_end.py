@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import time
 from typing import Any
 
 import psycopg
@@ -116,10 +117,27 @@ def test_an_overlapping_run_in_another_process_is_refused(pg_url: str) -> None:
     assert emulator.users() == expected(n, 0)
 
 
+def settled(conn: Any) -> None:
+    """Wait until no other session is left on the server: a killed client's last COMMIT may still
+    be running in its backend (the server finishes it after the client is gone), and reading
+    before it ends would undercount what the store holds."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        others = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND datname = current_database() AND backend_type = 'client backend'"
+        ).fetchone()
+        if not others or not others[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed worker's sessions never ended")
+
+
 def stored_users(url: str) -> tuple[dict[str, dict[str, Any]], int]:
     """``{uid: accepted attributes}`` in the store, and how many users have unknown keys."""
     base, _, query = url.partition("?schema=")
-    with psycopg.connect(base) as conn:
+    with psycopg.connect(base, autocommit=True) as conn:
+        settled(conn)
         found = conn.execute(
             f"SELECT uid, attrs::text FROM {query}.user_state WHERE sync_name = %s",
             (SYNC_NAME,),
