@@ -119,6 +119,20 @@ class RunRecord:
     counts: dict[str, int]
     error: str | None = None
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunRecord:
+        """From a ``runs`` table row: run_id, sync_name, started_at, finished_at, status,
+        counts (JSON text), error (every SQL store keeps this layout)."""
+        return cls(
+            run_id=row[0],
+            sync_name=row[1],
+            started_at=row[2],
+            finished_at=row[3],
+            status=row[4],
+            counts=json.loads(row[5]),
+            error=row[6],
+        )
+
     @property
     def duration(self) -> float | None:
         """Seconds the run took, or ``None`` when it has not finished (or never did)."""
@@ -806,18 +820,7 @@ class SQLiteState:
                 "FROM runs WHERE sync_name = ? ORDER BY started_at DESC LIMIT ?",
                 (sync_name, limit),
             )
-            return [
-                RunRecord(
-                    run_id=r[0],
-                    sync_name=r[1],
-                    started_at=r[2],
-                    finished_at=r[3],
-                    status=r[4],
-                    counts=json.loads(r[5]),
-                    error=r[6],
-                )
-                for r in cursor
-            ]
+            return [RunRecord.from_row(r) for r in cursor]
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
         """A small per-sync value, or ``None``."""

@@ -601,18 +601,7 @@ class PostgresState:
                 f"FROM {self._q}.runs WHERE sync_name = %s ORDER BY started_at DESC LIMIT %s",
                 (sync_name, limit),
             )
-            return [
-                RunRecord(
-                    run_id=r[0],
-                    sync_name=r[1],
-                    started_at=r[2],
-                    finished_at=r[3],
-                    status=r[4],
-                    counts=json.loads(r[5]),
-                    error=r[6],
-                )
-                for r in cursor
-            ]
+            return [RunRecord.from_row(r) for r in cursor]
 
     def get_meta(self, sync_name: str, key: str) -> str | None:
         """A small per-sync value, or ``None``."""
