@@ -17,6 +17,9 @@ from contentstack_personalize import AuthToken, PersonalizeClient, RetryPolicy
 from contentstack_personalize.sync import Sync, SyncResult
 from contentstack_personalize.testing import Faults, PersonalizeEmulator
 
+#: Users per run in the runners' tests; PERSONALIZE_TEST_USERS=100000 runs them at scale.
+USERS = int(os.environ.get("PERSONALIZE_TEST_USERS", "3000"))
+
 
 def users(n: int, version: int = 0) -> list[dict[str, Any]]:
     """``n`` users; ``version`` changes the plan of every other one (half of them change)."""
@@ -119,7 +122,9 @@ class Killer(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.wait(0.05):
-            held = len(self.emulator.users())
+            # How many users the edge holds, without copying them all (users() deep-copies
+            # under the emulator's lock, which would slow a big run down).
+            held = len(self.emulator._project(None).users)
             if held >= self.after:
                 self.victims = self.kill()
                 self.killed_at = held

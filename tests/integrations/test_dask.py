@@ -21,6 +21,7 @@ from contentstack_personalize import ConfigurationError  # noqa: E402
 from contentstack_personalize.integrations.dask import sync_dask_dataframe  # noqa: E402
 from contentstack_personalize.sync import partition_of  # noqa: E402
 from tests.integrations._distributed import (  # noqa: E402
+    USERS,
     Killer,
     check_exact,
     expected_edge,
@@ -29,7 +30,7 @@ from tests.integrations._distributed import (  # noqa: E402
     users,
 )
 
-N = 3000
+N = USERS
 PARTS = 4
 
 

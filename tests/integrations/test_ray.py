@@ -21,6 +21,7 @@ from contentstack_personalize.sync import partition_of  # noqa: E402
 from contentstack_personalize.testing import Faults  # noqa: E402
 from tests.integrations._distributed import (  # noqa: E402
     FAIL_FAST,
+    USERS,
     Killer,
     check_exact,
     expected_edge,
@@ -30,7 +31,7 @@ from tests.integrations._distributed import (  # noqa: E402
     users,
 )
 
-N = 3000
+N = USERS
 PARTS = 4
 
 

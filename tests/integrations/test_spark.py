@@ -21,6 +21,7 @@ from contentstack_personalize.integrations.spark import sync_spark_dataframe
 from contentstack_personalize.sync import partition_of
 from tests.integrations._distributed import (
     FAIL_FAST,
+    USERS,
     Killer,
     check_exact,
     expected_edge,
@@ -30,7 +31,7 @@ from tests.integrations._distributed import (
     users,
 )
 
-N = 3000
+N = USERS
 PARTS = 4
 
 
