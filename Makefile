@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BASE_STAMP := $(VENV)/.stamp-base
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: venv sync test lint typecheck pytest docs integrations clean
+.PHONY: venv sync test lint typecheck pytest docs integrations system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(PY) -m mypy --strict contentstack_personalize
 
-pytest: $(DEV_STAMP)
+# Node.js/npm (and the JS SDK from tests/js's lock file), PostgreSQL 15 and nginx, which the
+# suite starts for real; installed from Debian only when missing (scripts/system-deps.sh).
+system-deps:
+	scripts/system-deps.sh
+
+pytest: $(DEV_STAMP) system-deps
 	$(PY) -m pytest
 
 docs: $(DEV_STAMP)
@@ -49,6 +54,7 @@ test: lint typecheck pytest docs
 # The integrations (dlt, Dagster, Prefect, Airflow), each tested in its own environment under
 # .venv/nox/ (noxfile.py): the tools pin conflicting versions of the same libraries.
 integrations: $(DEV_STAMP)
+	scripts/system-deps.sh --with-java
 	$(PY) -m nox
 
 clean:
