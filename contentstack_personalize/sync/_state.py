@@ -254,6 +254,20 @@ class ExchangeStore(Protocol):
         ...
 
 
+def exchange_columns(record: Mapping[str, Any]) -> tuple[int, float, str | None, int | None, bool]:
+    """The columns every store keeps beside an exchange record for filtering and retention:
+    ``(seq, time, uid, status, ok)``."""
+    status = record.get("status")
+    uid = record.get("user_uid")
+    return (
+        int(record.get("seq") or 0),
+        float(record.get("time") or time.time()),
+        None if uid is None else str(uid),
+        status if isinstance(status, int) else None,
+        _record_ok(record),
+    )
+
+
 def _record_ok(record: Mapping[str, Any]) -> bool:
     status = record.get("status")
     return isinstance(status, int) and 200 <= status < 300
@@ -849,21 +863,15 @@ class SQLiteState:
         """Keep a debugger's records with run ``run_id`` (see :class:`ExchangeStore`)."""
         if not records:
             return
-        rows = []
-        for r in records:
-            status = r.get("status")
-            rows.append(
-                (
-                    sync_name,
-                    run_id,
-                    int(r.get("seq") or 0),
-                    float(r.get("time") or time.time()),
-                    r.get("user_uid"),
-                    status if isinstance(status, int) else None,
-                    1 if _record_ok(r) else 0,
-                    json.dumps(dict(r), ensure_ascii=False, separators=(",", ":")),
-                )
+        rows = [
+            (
+                sync_name,
+                run_id,
+                *exchange_columns(r),
+                json.dumps(dict(r), ensure_ascii=False, separators=(",", ":")),
             )
+            for r in records
+        ]
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO exchanges (sync_name, run_id, seq, time, uid, status, ok, record) "

@@ -38,7 +38,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, StateStoreError
-from ._state import DEFAULT_EXCHANGE_LIMIT, LockInfo, RunRecord, UserState
+from ._state import (
+    DEFAULT_EXCHANGE_LIMIT,
+    LockInfo,
+    RunRecord,
+    UserState,
+    exchange_columns,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -636,20 +642,7 @@ class PostgresState:
         """Keep a debugger's records with run ``run_id`` (see :class:`ExchangeStore`)."""
         if not records:
             return
-        rows = []
-        for r in records:
-            status = r.get("status")
-            uid = r.get("user_uid")
-            rows.append(
-                [
-                    int(r.get("seq") or 0),
-                    float(r.get("time") or time.time()),
-                    None if uid is None else str(uid),
-                    status if isinstance(status, int) else None,
-                    isinstance(status, int) and 200 <= status < 300,
-                    dict(r),
-                ]
-            )
+        rows = [[*exchange_columns(r), dict(r)] for r in records]
         with self._connection("data") as conn:
             conn.execute(
                 f"INSERT INTO {self._q}.exchanges "
