@@ -43,6 +43,7 @@ import attrs
 
 from ._http import REDACTED, Exchange, redact_headers, scrub
 from .errors import ConfigurationError
+from .state import ExchangeStore
 
 __all__ = ["DebugRecord", "Debugger", "read_jsonl"]
 
@@ -461,8 +462,6 @@ class Debugger:
 
         Example: ``debugger.persist_to(SQLiteState("state.db"), "users", run_id)``
         """
-        from .sync._state import ExchangeStore
-
         if not isinstance(store, ExchangeStore):
             raise ConfigurationError(
                 f"{type(store).__name__} cannot store exchanges: it needs save_exchanges(), "

@@ -24,8 +24,8 @@ import attrs
 
 from .._types import NOT_GIVEN, NotGiven
 from ..errors import ConfigurationError
-from ..sync._result import RunStatus, SyncResult
-from ..sync._state import RunRecord, StateStore
+from ..state import RunRecord, StateStore
+from ..sync import RunStatus, SyncResult
 from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, scrub
 from ._rules import SEVERITIES, Rule, Severity, Verdict
 from ._sinks import CallableSink, Sink

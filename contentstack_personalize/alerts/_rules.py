@@ -13,8 +13,8 @@ from typing import Any, Literal
 import attrs
 
 from ..errors import ConfigurationError
-from ..sync._result import SyncResult
-from ..sync._state import RunRecord
+from ..state import RunRecord
+from ..sync import SyncResult
 
 __all__ = [
     "DurationAbove",

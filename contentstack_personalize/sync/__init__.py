@@ -9,14 +9,7 @@ Example::
     result = sync.run(rows)
 """
 
-from ._distributed import DistributedRun, Partition, SyncSpec, combine_results, partition_of
-from ._engine import OnDuplicate, Sync
-from ._fields import Field, FieldSpec, NullPolicy
-from ._progress import Progress, make_progress
-from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
-from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
-from ._sources import from_csv, from_sql
-from ._state import (
+from ..state import (
     ExchangeStore,
     LockInfo,
     MemoryState,
@@ -25,6 +18,13 @@ from ._state import (
     StateStore,
     UserState,
 )
+from ._distributed import DistributedRun, Partition, SyncSpec, combine_results, partition_of
+from ._engine import OnDuplicate, Sync
+from ._fields import Field, FieldSpec, NullPolicy
+from ._progress import Progress, make_progress
+from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
+from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
+from ._sources import from_csv, from_sql
 from ._typecheck import TypeCheck, TypeIssue
 
 __all__ = [

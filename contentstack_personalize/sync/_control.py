@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import StateStoreError, SyncAbortedError, SyncInProgressError
+from ..state import LockInfo, StateStore
 from ._distributed import Partition
-from ._state import LockInfo, StateStore
 
 __all__ = ["LockKeeper", "RunControl", "handle_sigterm", "ahandle_sigterm"]
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..errors import ConfigurationError
+from ..state import RunRecord
 from ._result import COUNT_NAMES, RowIssue, RunStatus, SyncResult
-from ._state import RunRecord
 
 if TYPE_CHECKING:
     from ._control import LockKeeper

@@ -48,6 +48,7 @@ from ..errors import (
     SyncAbortedError,
     TransportError,
 )
+from ..state import RunRecord, StateStore, UserState, open_state
 from ._control import LockKeeper, RunControl, ahandle_sigterm, handle_sigterm
 from ._distributed import (
     DistributedRun,
@@ -61,7 +62,6 @@ from ._progress import NullProgress, Progress, ProgressArg, make_progress
 from ._result import Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, SendOutcome, make_sender
 from ._sources import DEFAULT_CHUNK, InvalidRow, open_source
-from ._state import RunRecord, StateStore, UserState, open_state
 from ._typecheck import TypeCheck, TypeChecker, TypeIssue, expectations_from_audiences
 from ._values import MISSING, _encode_str, is_null
 

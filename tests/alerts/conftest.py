@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 import pytest
 
+from contentstack_personalize.state import RunRecord
 from contentstack_personalize.sync import MemoryState, SQLiteState, StateStore, SyncResult
-from contentstack_personalize.sync._state import RunRecord
 
 _run_counter = iter(range(1, 1_000_000))
 

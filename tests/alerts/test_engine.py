@@ -27,8 +27,8 @@ from contentstack_personalize.alerts import (
     previous_run,
 )
 from contentstack_personalize.errors import ConfigurationError
+from contentstack_personalize.state import RunRecord
 from contentstack_personalize.sync import MemoryState, StateStore, SyncResult
-from contentstack_personalize.sync._state import RunRecord
 
 from .conftest import failed, make_result, record_of
 

@@ -12,7 +12,9 @@ import pytest
 
 from contentstack_personalize import ConfigurationError, Exchange
 from contentstack_personalize.debugger import Debugger, DebugRecord
-from contentstack_personalize.sync import MemoryState, SQLiteState, Sync, _state
+from contentstack_personalize.state import ExchangeStore, StateStore
+from contentstack_personalize.state import _sqlite as _state
+from contentstack_personalize.sync import MemoryState, SQLiteState, Sync
 from contentstack_personalize.testing import PersonalizeEmulator
 from tests.sync.conftest import make_client, people
 
@@ -76,8 +78,8 @@ class TestStoreExchanges:
         assert store.prune_exchanges(now - 7 * DAY) == 0
 
     def test_stores_satisfy_the_protocol(self, store: Any) -> None:
-        assert isinstance(store, _state.ExchangeStore)
-        assert isinstance(store, _state.StateStore)
+        assert isinstance(store, ExchangeStore)
+        assert isinstance(store, StateStore)
 
 
 class TestDebuggerPersistence:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from contentstack_personalize import ConfigurationError
+from contentstack_personalize.state import open_state
+from contentstack_personalize.state.postgres import PostgresState
 from contentstack_personalize.sync import (
     ExchangeStore,
     MemoryState,
@@ -27,8 +29,6 @@ from contentstack_personalize.sync import (
     StateStore,
     Sync,
 )
-from contentstack_personalize.sync._state import open_state
-from contentstack_personalize.sync.postgres import PostgresState
 
 Opener = Callable[[], Any]
 

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from contentstack_personalize import ConfigurationError, StateStoreError
+from contentstack_personalize.state import open_state
+from contentstack_personalize.state import postgres as pgmod
+from contentstack_personalize.state.postgres import PostgresState
 from contentstack_personalize.sync import SQLiteState, Sync
-from contentstack_personalize.sync import postgres as pgmod
-from contentstack_personalize.sync._state import open_state
-from contentstack_personalize.sync.postgres import PostgresState
 from contentstack_personalize.testing import PersonalizeEmulator
 from tests.state._pgserver import PostgresServer, free_port
 from tests.sync.conftest import make_client, people

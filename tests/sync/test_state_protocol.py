@@ -516,7 +516,7 @@ def test_a_full_disk_mid_run_stops_the_run_with_a_result(tmp_path: Path) -> None
 
 
 def test_sqlite_errors_become_advice(tmp_path: Path) -> None:
-    from contentstack_personalize.sync._state import _store_error
+    from contentstack_personalize.state._sqlite import _store_error
 
     path = tmp_path / "ro.db"
     SQLiteState(path).close()

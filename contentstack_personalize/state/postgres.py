@@ -17,7 +17,7 @@ clocks disagree still agree on when a lease expires. Every statement is bounded 
 
 Example::
 
-    from contentstack_personalize.sync.postgres import PostgresState
+    from contentstack_personalize.state.postgres import PostgresState
 
     store = PostgresState("postgresql://sync@db.internal/analytics", schema="personalize")
     sync = Sync(client, match_on="user_id", mapping={"plan": "plan"}, state=store)
@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, StateStoreError
-from ._state import (
+from ._base import (
     DEFAULT_EXCHANGE_LIMIT,
     LockInfo,
     RunRecord,

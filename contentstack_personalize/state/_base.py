@@ -1,0 +1,258 @@
+"""What a sync remembers, as types: per user the values the edge *accepted* and the keys whose
+value on the edge is *unknown* (:class:`UserState`), the run history (:class:`RunRecord`), leases
+(:class:`LockInfo`), and the interfaces every store implements (:class:`StateStore`,
+:class:`ExchangeStore`). The protocol a run follows with a store (write-ahead of pending keys,
+acknowledgements, the lock) is described in docs/guarantees.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from ..errors import ConfigurationError
+
+logger = logging.getLogger("contentstack_personalize.sync")
+
+
+#: Most exchanges ``exchanges()`` returns unless told otherwise.
+DEFAULT_EXCHANGE_LIMIT = 1000
+
+
+@attrs.frozen
+class UserState:
+    """What the store knows of one user for one sync.
+
+    ``attrs`` maps attribute key -> canonical JSON of the last value the edge accepted, or
+    ``None`` when the edge's value is unknown: the key was sent and no acknowledgement was
+    recorded (a lost answer, a 5xx, a kill). Unknown keys are sent again on the next run
+    whatever the source says.
+
+    Example::
+
+        state = SQLiteState("users.db").load(sync.name, ["user-42"]).get("user-42")
+        if state is not None and state.failed_attempts:
+            print(state.failed_attempts, state.last_error)
+    """
+
+    attrs: dict[str, str | None]
+    failed_attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        """Keys whose value on the edge is unknown (pending or left by an unanswered send)."""
+        return [key for key, value in self.attrs.items() if value is None]
+
+    @property
+    def accepted(self) -> dict[str, str]:
+        """The keys the edge acknowledged, with their canonical JSON."""
+        return {key: value for key, value in self.attrs.items() if value is not None}
+
+
+@attrs.frozen(kw_only=True)
+class LockInfo:
+    """Who holds a sync's lock: the ``holder`` text its run gave (JSON with ``host``, ``pid``,
+    ``run_id``), since when and until when (Unix times) unless renewed."""
+
+    name: str
+    holder: str
+    acquired_at: float
+    expires_at: float
+
+    def describe(self) -> dict[str, Any]:
+        """The holder's fields plus ``since`` and ``expires`` (Unix times)."""
+        try:
+            data = json.loads(self.holder)
+        except ValueError:
+            data = {"holder": self.holder}
+        if not isinstance(data, dict):
+            data = {"holder": self.holder}
+        return {**data, "since": self.acquired_at, "expires": self.expires_at}
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """One run in the history (see ``Sync.history()``).
+
+    ``status`` is ``"running"`` while a run goes (and stays so if the process died), else the
+    run's final status; ``counts`` holds the result's counts plus ``requests``.
+
+    Example::
+
+        for run in sync.history(limit=10):
+            print(run.run_id, run.status, run.duration, run.counts.get("rejected"), run.error)
+    """
+
+    run_id: str
+    sync_name: str
+    started_at: float
+    finished_at: float | None
+    status: str
+    counts: dict[str, int]
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> RunRecord:
+        """From a ``runs`` table row: run_id, sync_name, started_at, finished_at, status,
+        counts (JSON text), error (every SQL store keeps this layout)."""
+        return cls(
+            run_id=row[0],
+            sync_name=row[1],
+            started_at=row[2],
+            finished_at=row[3],
+            status=row[4],
+            counts=json.loads(row[5]),
+            error=row[6],
+        )
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the run took, or ``None`` when it has not finished (or never did)."""
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What the sync engine needs from a state store.
+
+    :class:`MemoryState` and :class:`SQLiteState` implement it; any object with these methods
+    can be passed as ``Sync(..., state=...)``. Methods may be called from worker threads.
+
+    Example::
+
+        store = SQLiteState("users.db")
+        assert isinstance(store, StateStore)
+        sync = Sync(client, match_on="id", mapping={"plan": "plan"}, state=store)
+    """
+
+    def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
+        """The known state of ``uids`` (users never seen are absent)."""
+        ...
+
+    def mark_pending(
+        self, sync_name: str, pending: Sequence[tuple[str, dict[str, str | None]]]
+    ) -> None:
+        """Write-ahead, before a batch is sent: store each user's attributes (the full set) with
+        the keys about to be sent set to ``None`` (unknown). Failures are kept."""
+        ...
+
+    def commit(self, sync_name: str, accepted: Sequence[tuple[str, dict[str, str | None]]]) -> None:
+        """Record users' new attributes (the full set, acknowledged keys with their value) and
+        clear their failures."""
+        ...
+
+    def record_failures(self, sync_name: str, failures: Sequence[tuple[str, str]]) -> None:
+        """Count one more failed attempt for each ``(uid, error)``."""
+        ...
+
+    def clear_failures(self, sync_name: str, uids: Sequence[str]) -> None:
+        """Forget the failures of users that no longer need a request."""
+        ...
+
+    def forget(self, sync_name: str) -> None:
+        """Drop all user state of one sync (its history stays)."""
+        ...
+
+    def save_run(self, record: RunRecord) -> None:
+        """Insert or update a run record."""
+        ...
+
+    def runs(self, sync_name: str, limit: int = 50) -> list[RunRecord]:
+        """The latest runs of a sync, newest first."""
+        ...
+
+    def get_meta(self, sync_name: str, key: str) -> str | None:
+        """A small per-sync value (e.g. an alert's state)."""
+        ...
+
+    def set_meta(self, sync_name: str, key: str, value: str | None) -> None:
+        """Set or (with ``None``) delete a per-sync value."""
+        ...
+
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> LockInfo | None:
+        """Take lock ``name`` for ``ttl`` seconds unless another holder has it and it has not
+        expired. Returns ``None`` when taken (or already ours), else the current holder. Never
+        waits for the lock (callers poll)."""
+        ...
+
+    def renew_lock(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend our lock by ``ttl`` seconds from now; ``False`` if it is no longer ours."""
+        ...
+
+    def release_lock(self, name: str, holder: str) -> None:
+        """Release lock ``name`` if ``holder`` has it (a no-op otherwise)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+@runtime_checkable
+class ExchangeStore(Protocol):
+    """A store that can keep a debugger's exchanges with their run (optional for a
+    :class:`StateStore`; ``SQLiteState`` and ``MemoryState`` are both).
+
+    Records are the dicts of ``DebugRecord.to_dict()``: at least ``time`` (a Unix timestamp),
+    ``user_uid``, ``status`` and ``seq``.
+
+    Example::
+
+        store.save_exchanges("users", run_id, [r.to_dict() for r in debugger.failed()])
+        store.exchanges("users", uid="user-42")
+        store.prune_exchanges(time.time() - 7 * 86400)
+    """
+
+    def save_exchanges(
+        self, sync_name: str, run_id: str, records: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep ``records`` as exchanges of run ``run_id`` of ``sync_name``."""
+        ...
+
+    def exchanges(
+        self,
+        sync_name: str,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_EXCHANGE_LIMIT,
+        *,
+        failed_only: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
+        ...
+
+    def prune_exchanges(self, older_than: float) -> int:
+        """Delete exchanges that happened before ``older_than`` (Unix time); return how many."""
+        ...
+
+
+def exchange_columns(record: Mapping[str, Any]) -> tuple[int, float, str | None, int | None, bool]:
+    """The columns every store keeps beside an exchange record for filtering and retention:
+    ``(seq, time, uid, status, ok)``."""
+    status = record.get("status")
+    uid = record.get("user_uid")
+    return (
+        int(record.get("seq") or 0),
+        float(record.get("time") or time.time()),
+        None if uid is None else str(uid),
+        status if isinstance(status, int) else None,
+        _record_ok(record),
+    )
+
+
+def _record_ok(record: Mapping[str, Any]) -> bool:
+    status = record.get("status")
+    return isinstance(status, int) and 200 <= status < 300
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(
+            f"limit must be a positive integer, got {limit!r}; pass e.g. limit=50"
+        )
