@@ -16,20 +16,33 @@ import os
 
 from ..errors import ConfigurationError
 from ._base import (
+    CHANGE_LOG_MODES,
+    DEFAULT_CHANGE_LIMIT,
     DEFAULT_EXCHANGE_LIMIT,
+    ChangeEntry,
+    ChangeLogMode,
+    ChangeLogStore,
+    ChangeOutcome,
     ExchangeStore,
     LockInfo,
     RunRecord,
     StateStore,
     UserState,
     exchange_columns,
+    value_digest,
 )
 from ._memory import MemoryState
 from ._sqlite import SQLiteState
 from .postgres import PostgresState
 
 __all__ = [
+    "CHANGE_LOG_MODES",
+    "DEFAULT_CHANGE_LIMIT",
     "DEFAULT_EXCHANGE_LIMIT",
+    "ChangeEntry",
+    "ChangeLogMode",
+    "ChangeLogStore",
+    "ChangeOutcome",
     "ExchangeStore",
     "LockInfo",
     "MemoryState",
@@ -40,6 +53,7 @@ __all__ = [
     "UserState",
     "exchange_columns",
     "open_state",
+    "value_digest",
 ]
 
 

@@ -7,11 +7,12 @@ acknowledgements, the lock) is described in docs/guarantees.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -22,6 +23,98 @@ logger = logging.getLogger("contentstack_personalize.sync")
 
 #: Most exchanges ``exchanges()`` returns unless told otherwise.
 DEFAULT_EXCHANGE_LIMIT = 1000
+#: Most change-log entries ``changes()`` returns unless told otherwise.
+DEFAULT_CHANGE_LIMIT = 1000
+
+#: What a run did with one user: sent and acknowledged for the first time (``added``), sent and
+#: acknowledged again (``changed``), or refused by the API / failed after retries (``rejected``).
+ChangeOutcome = Literal["added", "changed", "rejected"]
+#: What a change log keeps of values: the canonical JSON itself, a digest of it, or nothing.
+ChangeLogMode = Literal["values", "digests", "off"]
+CHANGE_LOG_MODES: tuple[str, ...] = ("values", "digests", "off")
+
+
+def value_digest(canonical: str | None) -> str | None:
+    """A short stable digest of a value's canonical JSON (``None`` stays ``None``): equal values
+    give equal digests, so a change is visible without the value itself being kept."""
+    if canonical is None:
+        return None
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+@attrs.frozen
+class ChangeEntry:
+    """One user in one run's change log (the ``changes`` table of SQL stores).
+
+    ``new`` maps each key sent to the canonical JSON sent; ``old`` maps the same keys to what
+    the state held before the run (canonical JSON, or ``None`` when the key was absent or its
+    edge value unknown). In ``digests`` mode both hold :func:`value_digest` of the values.
+    ``status``/``error`` are the API's answer for a rejected user. ``run_id`` and ``time`` are
+    filled when read back from a store.
+
+    Example::
+
+        for entry in store.changes("users", uid="user-42"):
+            print(entry.run_id, entry.outcome, entry.keys, entry.old, entry.new, entry.error)
+    """
+
+    uid: str
+    outcome: ChangeOutcome
+    new: Mapping[str, str | None]
+    old: Mapping[str, str | None] = attrs.field(factory=dict)
+    status: int | None = None
+    error: str | None = None
+    run_id: str | None = None
+    time: float | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """The attribute keys sent, sorted."""
+        return sorted(self.new)
+
+    def digested(self) -> ChangeEntry:
+        """The same entry with every value replaced by its :func:`value_digest`."""
+        return attrs.evolve(
+            self,
+            new={key: value_digest(value) for key, value in self.new.items()},
+            old={key: value_digest(value) for key, value in self.old.items()},
+        )
+
+    def columns(self) -> tuple[str, str, str, str, int | None, str | None]:
+        """``(uid, outcome, keys, values)`` as SQL stores keep them: keys as a JSON list, the
+        values as one JSON object ``{"new": {...}, "old": {...}}``; then status and error."""
+        return (
+            self.uid,
+            self.outcome,
+            json.dumps(self.keys, separators=(",", ":")),
+            json.dumps({"new": dict(self.new), "old": dict(self.old)}, separators=(",", ":")),
+            self.status,
+            self.error,
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        run_id: str,
+        time: float,
+        uid: str,
+        outcome: str,
+        values: str,
+        status: int | None,
+        error: str | None,
+    ) -> ChangeEntry:
+        """Back from the columns :meth:`columns` wrote (plus the run and the time)."""
+        data = json.loads(values)
+        return cls(
+            uid=uid,
+            outcome=outcome,  # type: ignore[arg-type]  # written by columns()
+            new=data.get("new", {}),
+            old=data.get("old", {}),
+            status=status,
+            error=error,
+            run_id=run_id,
+            time=time,
+        )
 
 
 @attrs.frozen
@@ -229,6 +322,35 @@ class ExchangeStore(Protocol):
 
     def prune_exchanges(self, older_than: float) -> int:
         """Delete exchanges that happened before ``older_than`` (Unix time); return how many."""
+        ...
+
+
+@runtime_checkable
+class ChangeLogStore(Protocol):
+    """A store that keeps a change log: per run and user, what was sent and how it ended.
+
+    The engine calls :meth:`log_changes` on its commit thread right after the acknowledgements
+    (or failures) of the same users are written, and :meth:`prune_changes` at the end of a run.
+    :class:`MemoryState`, :class:`SQLiteState` and ``PostgresState`` implement it.
+    """
+
+    def log_changes(self, sync_name: str, run_id: str, entries: Sequence[ChangeEntry]) -> None:
+        """Append ``entries`` to the log of run ``run_id``."""
+        ...
+
+    def changes(
+        self,
+        sync_name: str,
+        *,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_CHANGE_LIMIT,
+    ) -> list[ChangeEntry]:
+        """The newest entries first, optionally of one run and/or one user."""
+        ...
+
+    def prune_changes(self, older_than: float) -> int:
+        """Delete entries logged before ``older_than`` (epoch seconds); return how many."""
         ...
 
 
