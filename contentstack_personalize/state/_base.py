@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from .._values import canonical
 from ..errors import ConfigurationError
 
 logger = logging.getLogger("contentstack_personalize.sync")
@@ -50,7 +51,8 @@ class ChangeEntry:
     the state held before the run (canonical JSON, or ``None`` when the key was absent or its
     edge value unknown). In ``digests`` mode both hold :func:`value_digest` of the values.
     ``status``/``error`` are the API's answer for a rejected user. ``run_id`` and ``time`` are
-    filled when read back from a store.
+    filled when read back from a store; read back, an ``old`` value of ``None`` means nothing was
+    known (the key was absent, its edge value unknown, or an accepted null).
 
     Example::
 
@@ -59,7 +61,9 @@ class ChangeEntry:
     """
 
     uid: str
-    outcome: ChangeOutcome
+    outcome: ChangeOutcome = attrs.field(
+        validator=attrs.validators.in_(("added", "changed", "rejected"))
+    )
     new: Mapping[str, str | None]
     old: Mapping[str, str | None] = attrs.field(factory=dict)
     status: int | None = None
@@ -73,48 +77,63 @@ class ChangeEntry:
         return sorted(self.new)
 
     def digested(self) -> ChangeEntry:
-        """The same entry with every value replaced by its :func:`value_digest`."""
+        """The same entry with every value replaced by (the JSON text of) its
+        :func:`value_digest`; ``None`` stays ``None``."""
         return attrs.evolve(
             self,
-            new={key: value_digest(value) for key, value in self.new.items()},
-            old={key: value_digest(value) for key, value in self.old.items()},
+            new={key: _digest_text(value) for key, value in self.new.items()},
+            old={key: _digest_text(value) for key, value in self.old.items()},
         )
 
-    def columns(self) -> tuple[str, str, str, str, int | None, str | None]:
-        """``(uid, outcome, keys, values)`` as SQL stores keep them: keys as a JSON list, the
-        values as one JSON object ``{"new": {...}, "old": {...}}``; then status and error."""
+    def columns(self) -> tuple[str, str, str, str, str, int | None, str | None]:
+        """``(uid, outcome, keys, new_values, old_values, status, error)`` as SQL stores keep
+        them: ``keys`` a JSON list, the values JSON objects holding the values themselves (so
+        ``new_values->>'plan'`` reads in SQL), built without parsing the canonical texts."""
         return (
             self.uid,
             self.outcome,
-            json.dumps(self.keys, separators=(",", ":")),
-            json.dumps({"new": dict(self.new), "old": dict(self.old)}, separators=(",", ":")),
+            json.dumps(self.keys, ensure_ascii=False, separators=(",", ":")),
+            _json_object(self.new),
+            _json_object(self.old),
             self.status,
             self.error,
         )
 
     @classmethod
-    def from_columns(
-        cls,
-        run_id: str,
-        time: float,
-        uid: str,
-        outcome: str,
-        values: str,
-        status: int | None,
-        error: str | None,
-    ) -> ChangeEntry:
-        """Back from the columns :meth:`columns` wrote (plus the run and the time)."""
-        data = json.loads(values)
+    def from_columns(cls, row: Sequence[Any]) -> ChangeEntry:
+        """Back from a ``changes`` row: run_id, time, uid, outcome, new_values, old_values,
+        status, error (every SQL store keeps this layout; JSON columns as text or decoded)."""
+        run_id, when, uid, outcome, new, old, status, error = row[:8]
         return cls(
             uid=uid,
-            outcome=outcome,  # type: ignore[arg-type]  # written by columns()
-            new=data.get("new", {}),
-            old=data.get("old", {}),
+            outcome=outcome,
+            new=_canonical_values(new, null="null"),
+            old=_canonical_values(old, null=None),
             status=status,
             error=error,
             run_id=run_id,
-            time=time,
+            time=when,
         )
+
+
+def _digest_text(canonical: str | None) -> str | None:
+    digest = value_digest(canonical)
+    return None if digest is None else json.dumps(digest)
+
+
+def _json_object(values: Mapping[str, str | None]) -> str:
+    parts = [
+        json.dumps(key, ensure_ascii=False) + ":" + ("null" if text is None else text)
+        for key, text in sorted(values.items())
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def _canonical_values(column: Any, null: str | None) -> dict[str, str | None]:
+    # A JSON null read back is a null sent in ``new``; in ``old`` it is "nothing known" (the key
+    # was absent or its edge value unknown, or an accepted null: the log does not tell apart).
+    data = json.loads(column) if isinstance(column, (str, bytes)) else column
+    return {str(key): null if value is None else canonical(value) for key, value in data.items()}
 
 
 @attrs.frozen

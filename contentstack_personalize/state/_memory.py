@@ -11,7 +11,9 @@ from typing import Any
 import attrs
 
 from ._base import (
+    DEFAULT_CHANGE_LIMIT,
     DEFAULT_EXCHANGE_LIMIT,
+    ChangeEntry,
     LockInfo,
     RunRecord,
     UserState,
@@ -33,6 +35,7 @@ class MemoryState:
         self._meta: dict[tuple[str, str], str] = {}
         self._exchanges: list[tuple[str, str, dict[str, Any]]] = []
         self._locks: dict[str, LockInfo] = {}
+        self._changes: list[tuple[str, ChangeEntry]] = []
         self._lock = threading.Lock()
 
     def load(self, sync_name: str, uids: Sequence[str]) -> dict[str, UserState]:
@@ -146,6 +149,44 @@ class MemoryState:
                 e for e in self._exchanges if (e[2].get("time") or 0.0) >= older_than
             ]
             return before - len(self._exchanges)
+
+    def log_changes(self, sync_name: str, run_id: str, entries: Sequence[ChangeEntry]) -> None:
+        """Append ``entries`` to run ``run_id``'s change log (see :class:`ChangeLogStore`)."""
+        now = time.time()
+        with self._lock:
+            self._changes.extend(
+                (sync_name, attrs.evolve(entry, run_id=run_id, time=now)) for entry in entries
+            )
+
+    def changes(
+        self,
+        sync_name: str,
+        *,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_CHANGE_LIMIT,
+    ) -> list[ChangeEntry]:
+        """The newest ``limit`` change-log entries matching the filters, newest first."""
+        _check_limit(limit)
+        found: list[ChangeEntry] = []
+        with self._lock:
+            for name, entry in reversed(self._changes):
+                if name != sync_name or (run_id is not None and entry.run_id != run_id):
+                    continue
+                if uid is not None and entry.uid != uid:
+                    continue
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def prune_changes(self, older_than: float) -> int:
+        """Delete change-log entries logged before ``older_than``; return how many."""
+        with self._lock:
+            kept = [item for item in self._changes if (item[1].time or 0.0) >= older_than]
+            removed = len(self._changes) - len(kept)
+            self._changes = kept
+        return removed
 
     def user_count(self, sync_name: str) -> int:
         """How many users the store knows for ``sync_name``."""

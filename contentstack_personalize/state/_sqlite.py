@@ -15,7 +15,9 @@ from typing import Any
 
 from ..errors import ConfigurationError, StateStoreError
 from ._base import (
+    DEFAULT_CHANGE_LIMIT,
     DEFAULT_EXCHANGE_LIMIT,
+    ChangeEntry,
     LockInfo,
     RunRecord,
     UserState,
@@ -26,8 +28,9 @@ from ._base import (
 logger = logging.getLogger("contentstack_personalize.sync")
 
 #: Version 2 added the ``exchanges`` table (debugger persistence), version 3 the ``locks`` table
-#: (one run per sync) and unknown keys (``null`` in a user's ``attrs``); older files are migrated.
-SCHEMA_VERSION = 3
+#: (one run per sync) and unknown keys (``null`` in a user's ``attrs``), version 4 the ``changes``
+#: table (the change log); older files are migrated.
+SCHEMA_VERSION = 4
 _QUERY_CHUNK = 900  # below SQLite's historical 999-parameter limit
 
 _SCHEMA = """
@@ -87,8 +90,28 @@ CREATE TABLE IF NOT EXISTS locks (
 ) WITHOUT ROWID;
 """
 
+# Version 4: the change log, per run and user: what was sent and how it ended (ChangeEntry).
+_CHANGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    sync_name TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    uid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    new_values TEXT NOT NULL,
+    old_values TEXT NOT NULL,
+    status INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_by_run ON changes (sync_name, run_id);
+CREATE INDEX IF NOT EXISTS changes_by_uid ON changes (sync_name, uid);
+CREATE INDEX IF NOT EXISTS changes_by_time ON changes (time);
+"""
+
 #: ``{from_version: statements}``: each step brings a file from that version to the next.
-_MIGRATIONS: dict[int, str] = {1: _EXCHANGES_SCHEMA, 2: _LOCKS_SCHEMA}
+_MIGRATIONS: dict[int, str] = {1: _EXCHANGES_SCHEMA, 2: _LOCKS_SCHEMA, 3: _CHANGES_SCHEMA}
 
 #: SQLite's header: the first 16 bytes of every database file.
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -218,7 +241,9 @@ class SQLiteState:
         db.execute("PRAGMA synchronous=NORMAL")
         if version == 0:
             with self._transaction():
-                for statement in _statements(_SCHEMA + _EXCHANGES_SCHEMA + _LOCKS_SCHEMA):
+                for statement in _statements(
+                    _SCHEMA + _EXCHANGES_SCHEMA + _LOCKS_SCHEMA + _CHANGES_SCHEMA
+                ):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             return
@@ -496,6 +521,53 @@ class SQLiteState:
         """Delete exchanges that happened before ``older_than``; return how many."""
         with self._transaction() as db:
             cursor = db.execute("DELETE FROM exchanges WHERE time < ?", (older_than,))
+            return int(cursor.rowcount)
+
+    # -- change log -----------------------------------------------------------------------------
+
+    def log_changes(self, sync_name: str, run_id: str, entries: Sequence[ChangeEntry]) -> None:
+        """Append ``entries`` to run ``run_id``'s change log (see :class:`ChangeLogStore`)."""
+        if not entries:
+            return
+        now = time.time()
+        rows = [(sync_name, run_id, now, *entry.columns()) for entry in entries]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO changes (sync_name, run_id, time, uid, outcome, keys, new_values, "
+                "old_values, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def changes(
+        self,
+        sync_name: str,
+        *,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_CHANGE_LIMIT,
+    ) -> list[ChangeEntry]:
+        """The newest ``limit`` change-log entries matching the filters, newest first."""
+        _check_limit(limit)
+        where = ["sync_name = ?"]
+        params: list[Any] = [sync_name]
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if uid is not None:
+            where.append("uid = ?")
+            params.append(uid)
+        with self._locked() as db:
+            cursor = db.execute(
+                "SELECT run_id, time, uid, outcome, new_values, old_values, status, error "
+                f"FROM changes WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            )
+            return [ChangeEntry.from_columns(row) for row in cursor]
+
+    def prune_changes(self, older_than: float) -> int:
+        """Delete change-log entries logged before ``older_than``; return how many."""
+        with self._transaction() as db:
+            cursor = db.execute("DELETE FROM changes WHERE time < ?", (older_than,))
             return int(cursor.rowcount)
 
     def user_count(self, sync_name: str) -> int:

@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, StateStoreError
 from ._base import (
+    DEFAULT_CHANGE_LIMIT,
     DEFAULT_EXCHANGE_LIMIT,
+    ChangeEntry,
     LockInfo,
     RunRecord,
     UserState,
@@ -56,7 +58,7 @@ __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresState", "is_postgres_url
 #: The schema the tables go in unless told otherwise.
 DEFAULT_SCHEMA = "contentstack_personalize"
 #: The version of the tables this code writes; a schema at a higher version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Most users per statement (one round trip each); the engine loads 500 at a time.
 _CHUNK = 5000
 _KINDS = ("data", "ack", "read", "lease")
@@ -113,9 +115,30 @@ CREATE TABLE IF NOT EXISTS {s}.locks (
 );
 """
 
+# Version 2: the change log, per run and user: what was sent and how it ended (ChangeEntry). The
+# values are JSON objects holding the values themselves: ``new_values->>'plan'`` reads in SQL.
+_CHANGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {s}.changes (
+    id bigserial PRIMARY KEY,
+    sync_name text NOT NULL,
+    run_id text NOT NULL,
+    time double precision NOT NULL,
+    uid text NOT NULL,
+    outcome text NOT NULL,
+    keys jsonb NOT NULL,
+    new_values jsonb NOT NULL,
+    old_values jsonb NOT NULL,
+    status integer,
+    error text
+);
+CREATE INDEX IF NOT EXISTS changes_by_run ON {s}.changes (sync_name, run_id);
+CREATE INDEX IF NOT EXISTS changes_by_uid ON {s}.changes (sync_name, uid);
+CREATE INDEX IF NOT EXISTS changes_by_time ON {s}.changes (time);
+"""
+
 #: ``{from_version: statements}``: each step brings a schema from that version to the next, all
 #: steps of one upgrade in one transaction (PostgreSQL's DDL is transactional).
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {1: _CHANGES_SCHEMA}
 
 #: The server's clock as Unix seconds (lease times come from it).
 _NOW = "extract(epoch from clock_timestamp())::double precision"
@@ -692,6 +715,62 @@ class PostgresState:
         with self._connection("data") as conn:
             cursor = conn.execute(
                 f"DELETE FROM {self._q}.exchanges WHERE time < %s", (float(older_than),)
+            )
+            return int(cursor.rowcount)
+
+    # -- change log -----------------------------------------------------------------------------
+
+    def log_changes(self, sync_name: str, run_id: str, entries: Sequence[ChangeEntry]) -> None:
+        """Append ``entries`` to run ``run_id``'s change log (see :class:`ChangeLogStore`), with
+        COPY: one round trip however many entries."""
+        if not entries:
+            return
+        now = time.time()
+        with (
+            self._connection("ack") as conn,
+            conn.cursor().copy(
+                f"COPY {self._q}.changes (sync_name, run_id, time, uid, outcome, keys, "
+                "new_values, old_values, status, error) FROM STDIN"
+            ) as copy,
+        ):
+            for entry in entries:
+                copy.write_row((sync_name, run_id, now, *entry.columns()))
+
+    def changes(
+        self,
+        sync_name: str,
+        *,
+        run_id: str | None = None,
+        uid: str | None = None,
+        limit: int = DEFAULT_CHANGE_LIMIT,
+    ) -> list[ChangeEntry]:
+        """The newest ``limit`` change-log entries matching the filters, newest first."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(
+                f"limit must be a positive integer, got {limit!r}; pass e.g. limit=50"
+            )
+        where = ["sync_name = %s"]
+        params: list[Any] = [sync_name]
+        if run_id is not None:
+            where.append("run_id = %s")
+            params.append(run_id)
+        if uid is not None:
+            where.append("uid = %s")
+            params.append(uid)
+        with self._connection("read") as conn:
+            cursor = conn.execute(
+                "SELECT run_id, time, uid, outcome, new_values::text, old_values::text, status, "
+                f"error FROM {self._q}.changes WHERE {' AND '.join(where)} "
+                "ORDER BY id DESC LIMIT %s",
+                (*params, limit),
+            )
+            return [ChangeEntry.from_columns(row) for row in cursor]
+
+    def prune_changes(self, older_than: float) -> int:
+        """Delete change-log entries logged before ``older_than``; return how many."""
+        with self._connection("data") as conn:
+            cursor = conn.execute(
+                f"DELETE FROM {self._q}.changes WHERE time < %s", (float(older_than),)
             )
             return int(cursor.rowcount)
 

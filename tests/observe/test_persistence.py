@@ -12,7 +12,7 @@ import pytest
 
 from contentstack_personalize import ConfigurationError, Exchange
 from contentstack_personalize.debugger import Debugger, DebugRecord
-from contentstack_personalize.state import ExchangeStore, StateStore
+from contentstack_personalize.state import ChangeEntry, ExchangeStore, StateStore
 from contentstack_personalize.state import _sqlite as _state
 from contentstack_personalize.sync import MemoryState, SQLiteState, Sync
 from contentstack_personalize.testing import PersonalizeEmulator
@@ -184,7 +184,11 @@ class TestSchemaMigration:
         assert len(store.exchanges("s")) == 1
         store.close()
         version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-        assert version == _state.SCHEMA_VERSION == 3
+        assert version == _state.SCHEMA_VERSION == 4
+        migrated = SQLiteState(path)  # the change log (version 4) works on the migrated file
+        migrated.log_changes("s", "r1", [ChangeEntry(uid="u1", outcome="changed", new={"a": "1"})])
+        assert [e.uid for e in migrated.changes("s")] == ["u1"]
+        migrated.close()
         # Opening the migrated file again is a no-op that keeps everything.
         again = SQLiteState(path)
         assert len(again.exchanges("s")) == 1
@@ -194,13 +198,13 @@ class TestSchemaMigration:
         SQLiteState(tmp_path / "new.db").close()
         db = sqlite3.connect(tmp_path / "new.db")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"user_state", "runs", "sync_meta", "exchanges"} <= tables
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert {"user_state", "runs", "sync_meta", "exchanges", "locks", "changes"} <= tables
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
 
     def test_a_newer_file_is_still_refused(self, tmp_path: Path) -> None:
-        path = tmp_path / "v3.db"
+        path = tmp_path / "newer.db"
         db = sqlite3.connect(path)
-        db.execute("PRAGMA user_version=4")
+        db.execute(f"PRAGMA user_version={_state.SCHEMA_VERSION + 1}")
         db.close()
         with pytest.raises(ConfigurationError, match="newer version"):
             SQLiteState(path)

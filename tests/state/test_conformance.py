@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from contentstack_personalize import ConfigurationError
-from contentstack_personalize.state import open_state
+from contentstack_personalize._values import canonical
+from contentstack_personalize.state import ChangeEntry, ChangeLogStore, open_state
 from contentstack_personalize.state.postgres import PostgresState
 from contentstack_personalize.sync import (
     ExchangeStore,
@@ -250,6 +251,101 @@ def test_exchanges_filters_limits_and_retention(store: Any) -> None:
     assert store.prune_exchanges(12.0) == 3  # before 12.0: the s/10, s/11 and other/5
     assert [e["time"] for e in store.exchanges("s")] == [12.0, 20.0, 21.0]
     assert store.exchanges("other") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The change log (sync logs): per run and user, what was sent and how it ended
+# ---------------------------------------------------------------------------------------------
+
+
+def sent(**values: Any) -> dict[str, str | None]:
+    """The canonical JSON the engine logs per key (``None`` stays "nothing known")."""
+    return {k: (None if v is None else canonical(v)) for k, v in values.items()}
+
+
+def change(uid: str, outcome: str = "changed", **new: Any) -> ChangeEntry:
+    return ChangeEntry(uid=uid, outcome=outcome, new=sent(**new))  # type: ignore[arg-type]
+
+
+def test_every_store_keeps_a_change_log(store: Any) -> None:
+    assert isinstance(store, ChangeLogStore)
+
+
+def test_change_log_round_trips_values_exactly(store: Any) -> None:
+    values = sent(plan="gold", ltv=12.5, tags=["a", "ü"], nested={"k": [1, None]}, gone=None)
+    values["gone"] = "null"  # a null sent (null="send") is a value, not "unknown"
+    entries = [
+        ChangeEntry(uid="u1", outcome="added", new=values, old={k: None for k in values}),
+        ChangeEntry(
+            uid="u2",
+            outcome="changed",
+            new=sent(plan="pro"),
+            old=sent(plan="gold"),
+        ),
+        ChangeEntry(
+            uid="u3",
+            outcome="rejected",
+            new=sent(plan="x" * 3),
+            old={"plan": None},
+            status=422,
+            error="422 INVALID: plan is not one of gold, pro",
+        ),
+    ]
+    store.log_changes("s", "run-1", entries)
+    got = {entry.uid: entry for entry in store.changes("s", run_id="run-1")}
+    for entry in entries:
+        back = got[entry.uid]
+        assert (back.outcome, dict(back.new), dict(back.old), back.status, back.error) == (
+            entry.outcome,
+            dict(entry.new),
+            dict(entry.old),
+            entry.status,
+            entry.error,
+        )
+        assert back.run_id == "run-1" and back.time is not None
+        assert back.keys == sorted(entry.new)
+
+
+def test_change_log_filters_limits_and_newest_first(store: Any) -> None:
+    store.log_changes("s", "run-1", [change("u1", plan="a"), change("u2", plan="b")])
+    store.log_changes("s", "run-2", [change("u1", plan="c")])
+    store.log_changes("other", "run-9", [change("u1", plan="z")])
+    store.log_changes("s", "run-3", [])
+    assert [(e.run_id, e.uid) for e in store.changes("s")] == [
+        ("run-2", "u1"),
+        ("run-1", "u2"),
+        ("run-1", "u1"),
+    ]
+    assert [e.new["plan"] for e in store.changes("s", uid="u1")] == ['"c"', '"a"']
+    assert [e.uid for e in store.changes("s", run_id="run-1", uid="u2")] == ["u2"]
+    assert [e.run_id for e in store.changes("s", limit=1)] == ["run-2"]
+    assert store.changes("s", run_id="run-3") == []
+    with pytest.raises(ConfigurationError, match="limit"):
+        store.changes("s", limit=0)
+
+
+def test_change_log_digests_keep_changes_visible_not_values(store: Any) -> None:
+    first = ChangeEntry(uid="u1", outcome="changed", new=attrs(email="a@example.com")).digested()
+    again = ChangeEntry(uid="u2", outcome="changed", new=sent(email="a@example.com")).digested()
+    store.log_changes("s", "run-1", [first, again])
+    logged = store.changes("s")
+    assert all("example.com" not in json.dumps(dict(e.new)) for e in logged)
+    assert logged[0].new == logged[1].new  # equal values, equal digests
+    assert json.loads(logged[0].new["email"]).startswith("sha256:")
+
+
+def test_change_log_retention_and_forget(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    store.log_changes("s", "run-1", [change("u1", plan="a"), change("u2", plan="a")])
+    clock[0] = 2_000.0
+    store.log_changes("s", "run-2", [change("u1", plan="b")])
+    monkeypatch.undo()
+    store.forget("s")  # forgetting a sync's state keeps its history, the change log included
+    assert len(store.changes("s")) == 3
+    assert store.prune_changes(1_500.0) == 2
+    assert [e.run_id for e in store.changes("s")] == ["run-2"]
+    assert store.prune_changes(0.0) == 0
 
 
 # ---------------------------------------------------------------------------------------------

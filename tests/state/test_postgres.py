@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from contentstack_personalize import ConfigurationError, StateStoreError
-from contentstack_personalize.state import open_state
+from contentstack_personalize.state import ChangeEntry, open_state
 from contentstack_personalize.state import postgres as pgmod
 from contentstack_personalize.state.postgres import PostgresState
 from contentstack_personalize.sync import SQLiteState, Sync
@@ -51,6 +51,7 @@ def test_tables_go_in_the_named_schema(postgres: PostgresServer, pg_schema: str)
             "exchanges",
             "locks",
             "schema_version",
+            "changes",
         }
     finally:
         store.close()
@@ -97,24 +98,19 @@ def test_a_schema_holding_other_tables_is_refused(postgres: PostgresServer, pg_s
 def test_an_older_schema_is_migrated_in_one_step(
     postgres: PostgresServer, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    PostgresState(pg_url).close()
-    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(
-        pgmod, "_MIGRATIONS", {1: "ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS note text"}
-    )
+    with monkeypatch.context() as patch:  # a store written by the version before the change log
+        patch.setattr(pgmod, "SCHEMA_VERSION", 1)
+        old = PostgresState(pg_url)
+        old.commit("s", [("u", {"a": "1"})])
+        old.close()
+    assert "changes" not in tables(postgres, pg_schema)
     store = PostgresState(pg_url)
     try:
-        assert store.schema_version() == 2
-        with psycopg.connect(postgres.url) as conn:
-            columns = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = %s AND table_name = 'runs'",
-                    (pg_schema,),
-                )
-            }
-        assert "note" in columns
+        assert store.schema_version() == pgmod.SCHEMA_VERSION == 2
+        assert "changes" in tables(postgres, pg_schema)
+        assert store.load("s", ["u"])["u"].attrs == {"a": "1"}
+        store.log_changes("s", "r", [ChangeEntry(uid="u", outcome="changed", new={"a": "2"})])
+        assert [e.new for e in store.changes("s")] == [{"a": "2"}]
     finally:
         store.close()
 
@@ -125,14 +121,14 @@ def test_a_failed_migration_leaves_the_old_version(
     first = PostgresState(pg_url)
     first.commit("s", [("u", {"a": "1"})])
     first.close()
-    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(pgmod, "_MIGRATIONS", {1: "ALTER TABLE {s}.nothing ADD COLUMN x int"})
+    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(pgmod, "_MIGRATIONS", {2: "ALTER TABLE {s}.nothing ADD COLUMN x int"})
     with pytest.raises(StateStoreError):
         PostgresState(pg_url)
-    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 2)
     again = PostgresState(pg_url)
     try:
-        assert again.schema_version() == 1
+        assert again.schema_version() == 2
         assert again.load("s", ["u"])["u"].attrs == {"a": "1"}
     finally:
         again.close()
