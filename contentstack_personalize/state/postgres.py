@@ -839,12 +839,14 @@ class PostgresState:
         replace: bool = False,
     ) -> dict[str, int]:
         """Copy syncs' state from an :class:`SQLiteState` file into this store: users (accepted
-        and unknown keys, failures), run history, metadata (the destination) and exchanges.
+        and unknown keys, failures), run history, metadata (the destination), exchanges and the
+        change log.
 
         The file is opened read-only and left untouched. Stop the syncs first: a sync whose
         lease in the file has not expired is refused, and each sync's lock in this store is
         held while it is copied. A sync that already has users here is refused unless
-        ``replace=True`` (its users, runs, metadata and exchanges here are then replaced).
+        ``replace=True`` (its users, runs, metadata, exchanges and change log here are then
+        replaced).
         Returns ``{sync_name: users copied}``.
 
         Example::
@@ -902,7 +904,7 @@ class PostgresState:
     @staticmethod
     def _sqlite_syncs(db: sqlite3.Connection, tables: set[str]) -> list[str]:
         queries = ["SELECT DISTINCT sync_name FROM user_state"]
-        for table in ("runs", "sync_meta", "exchanges"):
+        for table in ("runs", "sync_meta", "exchanges", "changes"):
             if table in tables:
                 queries.append(f"SELECT DISTINCT sync_name FROM {table}")
         return sorted({r[0] for r in db.execute(" UNION ".join(queries))})
@@ -924,7 +926,7 @@ class PostgresState:
                     f"sync {name!r} already has state in {self.where}; pass replace=True "
                     "to overwrite it with the file's"
                 )
-            for table in ("user_state", "runs", "sync_meta", "exchanges"):
+            for table in ("user_state", "runs", "sync_meta", "exchanges", "changes"):
                 conn.execute(f"DELETE FROM {s}.{table} WHERE sync_name = %s", (name,))
             cursor = db.execute(
                 "SELECT uid, attrs, failed_attempts, last_error, updated_at FROM user_state "
@@ -969,6 +971,17 @@ class PostgresState:
                         copy.write_row(
                             (name, row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
                         )
+            if "changes" in tables:
+                with conn.cursor().copy(
+                    f"COPY {s}.changes (sync_name, run_id, time, uid, outcome, keys, new_values, "
+                    "old_values, status, error) FROM STDIN"
+                ) as copy:
+                    for row in db.execute(
+                        "SELECT run_id, time, uid, outcome, keys, new_values, old_values, status, "
+                        "error FROM changes WHERE sync_name = ? ORDER BY id",
+                        (name,),
+                    ):
+                        copy.write_row((name, *row))
         return count
 
     # -- lifetime -------------------------------------------------------------------------------

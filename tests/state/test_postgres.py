@@ -273,6 +273,8 @@ def test_import_sqlite_then_the_next_run_sends_nothing(tmp_path: Path, pg_url: s
         source.mark_pending("users", [("8", {"plan": None, "ltv": "80"})])  # unknown key
         kept = {"seq": 1, "time": 5.0, "user_uid": "7", "status": 500, "path": "/x"}
         source.save_exchanges("users", "r0", [kept])
+        logged = ChangeEntry(uid="7", outcome="rejected", new={"plan": '"gold"'}, status=500)
+        source.log_changes("users", "r0", [logged])
         source.close()
         before = db.read_bytes()
 
@@ -284,6 +286,10 @@ def test_import_sqlite_then_the_next_run_sends_nothing(tmp_path: Path, pg_url: s
             assert target.load("users", ["8"])["8"].unknown_keys == ["plan"]
             assert [r.status for r in target.runs("users")] == ["succeeded"]
             assert target.exchanges("users") == [kept]
+            moved = target.changes("users", run_id="r0")
+            assert [(e.uid, e.outcome, dict(e.new), e.status) for e in moved] == [
+                ("7", "rejected", {"plan": '"gold"'}, 500)
+            ]
             assert target.get_meta("users", "destination") is not None
             with pytest.raises(ConfigurationError, match="replace=True"):
                 target.import_sqlite(db)
