@@ -28,7 +28,7 @@ from _common import ROOT, NullSender, rows, table
 COLUMNS = 10
 
 
-def case(n: int, state: str, changed_every: int) -> dict[str, float]:
+def case(n: int, state: str, changed_every: int, change_log: str = "values") -> dict[str, float]:
     """One run in this process; returns its figures."""
     from contentstack_personalize import PersonalizeClient
     from contentstack_personalize.sync import Sync
@@ -46,6 +46,7 @@ def case(n: int, state: str, changed_every: int) -> dict[str, float]:
         name="bench",
         check_attributes=False,
         sender=sender,
+        change_log=change_log,
     )
     t0 = time.perf_counter()
     result = sync.run(rows(n, columns=COLUMNS, changed_every=changed_every))
@@ -82,9 +83,9 @@ def sqlite_bytes(path: str) -> int:
     )
 
 
-def run_case(n: int, state: str, every: int) -> dict[str, float]:
+def run_case(n: int, state: str, every: int, change_log: str = "values") -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--case", str(n), state, str(every)],
+        [sys.executable, __file__, "--case", str(n), state, str(every), change_log],
         check=True,
         capture_output=True,
         text=True,
@@ -96,11 +97,11 @@ def run_case(n: int, state: str, every: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000000")
-    parser.add_argument("--case", nargs=3, metavar=("N", "STATE", "CHANGED_EVERY"))
+    parser.add_argument("--case", nargs=4, metavar=("N", "STATE", "CHANGED_EVERY", "CHANGE_LOG"))
     args = parser.parse_args()
     if args.case:
-        n, state, every = args.case
-        print(json.dumps(case(int(n), state, int(every))))
+        n, state, every, change_log = args.case
+        print(json.dumps(case(int(n), state, int(every), change_log)))
         return
 
     from tests.state._pgserver import postgres_server
