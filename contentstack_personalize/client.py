@@ -4,15 +4,31 @@ Each holds one resolved :class:`~contentstack_personalize._config.ClientConfig`,
 (its own, or one the caller injected), the Management API auth, and the resources. Sending,
 retrying, rate limiting and observing happen here; building requests, deciding retries and
 redacting happen in ``_http.py``.
+
+Imports point one way: this module builds on the resources, which know a client only as a
+:class:`~contentstack_personalize.resources._core.Requester` and never import it.
+
+**The internal interface.** No other module of the package reads a private attribute of a
+client, except these members, made for it (``tests/test_client_interface.py`` checks this):
+
+- ``_execute(call)``: run one resource :class:`~contentstack_personalize.resources._core.Call`
+  (the ``Requester`` protocol the resources use).
+- ``_sender_settings()``: a :class:`SenderSettings`, everything the sync engine's senders
+  need to talk to the edge as this client does.
+- ``_async_twin(max_connections=...)``: an :class:`AsyncPersonalizeClient` with this client's
+  settings, built by ``__init__`` (:meth:`AsyncPersonalizeClient.from_settings`).
+- ``_send_user_attributes(user_uid, body)``: one ``PATCH /user-attributes`` with an encoded
+  body, through this client's retries and hooks (the senders' hot path).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
 import httpx
 
 from ._config import ClientConfig, VerifyTypes, process_environ, resolve_config
@@ -32,28 +48,29 @@ from ._http import (
     transport_error,
 )
 from ._types import NOT_GIVEN, NotGiven
+from .auth import AuthToken, auth_from_env
 from .errors import ConfigurationError
 from .regions import Region
+from .resources import (
+    AsyncAttributes,
+    AsyncAudiences,
+    AsyncEvents,
+    AsyncExperiences,
+    AsyncProjects,
+    AsyncUsers,
+    Attributes,
+    Audiences,
+    Events,
+    Experiences,
+    Projects,
+    Users,
+)
+from .resources._core import Call
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
-
-    from .resources import (
-        AsyncAttributes,
-        AsyncAudiences,
-        AsyncEvents,
-        AsyncExperiences,
-        AsyncProjects,
-        AsyncUsers,
-        Attributes,
-        Audiences,
-        Events,
-        Experiences,
-        Projects,
-        Users,
-    )
 
 __all__ = ["AsyncPersonalizeClient", "PersonalizeClient"]
 
@@ -68,8 +85,6 @@ def _resolve_auth(
     auth: httpx.Auth | str | None, environ: Mapping[str, str] | None
 ) -> httpx.Auth | None:
     if isinstance(auth, str):
-        from .auth import AuthToken
-
         return AuthToken(auth)
     if auth is not None:
         if not isinstance(auth, httpx.Auth):
@@ -79,8 +94,6 @@ def _resolve_auth(
         return auth
     if environ is None:
         return None
-    from .auth import auth_from_env
-
     return auth_from_env(environ)
 
 
@@ -93,12 +106,91 @@ def _shown_url(url: str) -> str:
     return f"{scheme}{sep}{host}{slash}{path}"
 
 
+class ExchangeHooks:
+    """The exchange hooks of a client: called in order with every redacted :class:`Exchange`.
+
+    Shared by the async twins made from the client (:meth:`PersonalizeClient._async_twin`), so
+    their exchanges reach the client's hooks, including hooks added later. A hook that raises
+    is logged and otherwise ignored: observing never breaks a request.
+    """
+
+    def __init__(self, hooks: Iterable[ExchangeHook] = ()) -> None:
+        self._hooks = tuple(hooks)
+        self._lock = threading.Lock()
+
+    def add(self, hook: ExchangeHook) -> None:
+        """Call ``hook`` too, after the hooks already there."""
+        with self._lock:
+            self._hooks = (*self._hooks, hook)
+
+    def remove(self, hook: ExchangeHook) -> None:
+        """Stop calling ``hook``; unknown hooks are ignored."""
+        with self._lock:
+            self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+    def __bool__(self) -> bool:
+        """Whether any hook is registered (so that nobody builds an exchange for no one)."""
+        return bool(self._hooks)
+
+    def __call__(self, exchange: Exchange) -> None:
+        """Give ``exchange`` to every hook."""
+        for hook in self._hooks:
+            try:
+                hook(exchange)
+            except Exception:
+                logger.exception("exchange hook %r failed; ignoring it", hook)
+
+    def __repr__(self) -> str:
+        return f"ExchangeHooks({list(self._hooks)!r})"
+
+
+@attrs.frozen(kw_only=True)
+class SenderSettings:
+    """Everything a sender needs to talk to the edge as a client does, and everything
+    :meth:`AsyncPersonalizeClient.from_settings` needs to build that client's async twin.
+
+    The sync engine's senders (``sync/_sender.py``, ``sync/_fast.py``) read a client only
+    through this value (``client._sender_settings()``), never through its attributes.
+
+    Example::
+
+        settings = client._sender_settings()
+        settings.config.edge_url, settings.config.retry, settings.base_headers
+        if settings.hooks:
+            settings.hooks(exchange)
+    """
+
+    #: The resolved configuration: base URLs, timeouts, retry policy, TLS verification, extra
+    #: headers, the exchange body limit, the project.
+    config: ClientConfig
+    #: The Management API credentials (the edge needs none).
+    auth: httpx.Auth | None = attrs.field(repr=False)
+    #: The client's exchange hooks (live: hooks added to the client later are in it).
+    hooks: ExchangeHooks
+    #: The httpx transport the caller gave the client, if any.
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
+    #: Whether the caller gave the client its own httpx client (which cannot be shared).
+    user_http_client: bool
+
+    @property
+    def base_headers(self) -> dict[str, str]:
+        """The headers of every request (user agent, accept, the configured extra headers)."""
+        return self.config.base_headers()
+
+    @property
+    def own_connections(self) -> bool:
+        """Whether the client opens its own connections (no transport nor httpx client of the
+        caller's in the way), so a sender may open its own too."""
+        return self.transport is None and not self.user_http_client
+
+
 class _ClientCore:
     """State and pure helpers shared by both clients."""
 
     _config: ClientConfig
     _auth: httpx.Auth | None
-    _hooks: tuple[ExchangeHook, ...]
+    _hooks: ExchangeHooks
+    _transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
 
     def _setup(
         self,
@@ -136,19 +228,61 @@ class _ClientCore:
             environ=environ,
         )
         self._auth = _resolve_auth(auth, environ)
-        self._hooks = (on_exchange,) if on_exchange is not None else ()
-        self._hooks_lock = threading.Lock()
-        self._hook_owner: _ClientCore = self
+        if isinstance(on_exchange, ExchangeHooks):
+            self._hooks = on_exchange  # an async twin reports to its client's hooks
+        else:
+            self._hooks = ExchangeHooks(() if on_exchange is None else (on_exchange,))
         self._limiter: RateLimiter | None = None
         self._base_headers = self._config.base_headers()
 
-    def _adopt(self, http_client: object | None, transport: object | None) -> None:
+    def _adopt(
+        self,
+        http_client: object | None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None,
+    ) -> None:
         """Record who owns the connections (an injected ``http_client`` stays the caller's)."""
         if http_client is not None and transport is not None:
             raise ConfigurationError("pass http_client or transport, not both")
         self._owns_http = http_client is None
         self._user_http_client = http_client is not None
+        self._transport = transport
         self._closed = False
+
+    # -- the internal interface (see the module docs) -------------------------------------------
+
+    def _sender_settings(self) -> SenderSettings:
+        """What a sender needs to talk to the edge as this client does (and what
+        :meth:`AsyncPersonalizeClient.from_settings` needs to build this client's twin)."""
+        return SenderSettings(
+            config=self._config,
+            auth=self._auth,
+            hooks=self._hooks,
+            transport=self._transport,
+            user_http_client=self._user_http_client,
+        )
+
+    def _async_twin(self, *, max_connections: int) -> AsyncPersonalizeClient:
+        """An :class:`AsyncPersonalizeClient` with this client's settings, credentials,
+        transport and hooks, and connections of its own (up to ``max_connections``): what the
+        sync engine uses to fan out from a blocking client, or to run an async client on an
+        event loop of its own. The caller closes it (``await twin.aclose()``).
+
+        Refused with :class:`ConfigurationError` when this client has an httpx client of the
+        caller's (it cannot be shared) or a transport that cannot serve async requests."""
+        settings = self._sender_settings()
+        if settings.user_http_client:
+            raise ConfigurationError(
+                "this client has its own httpx client, which an async twin cannot share"
+            )
+        transport = settings.transport
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError(
+                f"this client's transport ({type(transport).__name__}) cannot serve async "
+                "requests; give it one that can (an httpx.AsyncBaseTransport)"
+            )
+        return AsyncPersonalizeClient.from_settings(
+            settings, transport=transport, max_connections=max_connections
+        )
 
     def _http_options(self, max_connections: int) -> dict[str, Any]:
         """The httpx client settings every client (and fan-out twin) of ours uses."""
@@ -188,13 +322,11 @@ class _ClientCore:
 
         A hook that raises is logged and otherwise ignored: observing never breaks a request.
         """
-        with self._hooks_lock:
-            self._hooks = (*self._hooks, hook)
+        self._hooks.add(hook)
 
     def remove_exchange_hook(self, hook: ExchangeHook) -> None:
         """Stop calling ``hook``; unknown hooks are ignored."""
-        with self._hooks_lock:
-            self._hooks = tuple(h for h in self._hooks if h is not hook)
+        self._hooks.remove(hook)
 
     def __repr__(self) -> str:
         """The project, the URLs actually in use (the region only when they are its own), and
@@ -305,8 +437,7 @@ class _ClientCore:
                 attempt,
                 ", will retry" if will_retry else "",
             )
-        owner = self._hook_owner
-        if not owner._hooks:
+        if not self._hooks:
             return
         exchange = make_exchange(
             api=api,
@@ -319,14 +450,7 @@ class _ClientCore:
             will_retry=will_retry,
             max_body_bytes=self._config.max_body_bytes,
         )
-        owner._dispatch(exchange)
-
-    def _dispatch(self, exchange: Exchange) -> None:
-        for hook in self._hooks:
-            try:
-                hook(exchange)
-            except Exception:
-                logger.exception("exchange hook %r failed; ignoring it", hook)
+        self._hooks(exchange)
 
     def _observer(
         self, api: Api, request: httpx.Request
@@ -392,6 +516,8 @@ class PersonalizeClient(_ClientCore):
             client.users.set_attributes("user-42", {"plan": "gold"})
     """
 
+    _transport: httpx.BaseTransport | None
+
     users: Users
     attributes: Attributes
     audiences: Audiences
@@ -439,16 +565,15 @@ class PersonalizeClient(_ClientCore):
             read_env=read_env,
         )
         self._adopt(http_client, transport)
-        self._transport = transport
         self._http = http_client or httpx.Client(
             transport=transport, **self._http_options(max_connections)
         )
-        self._init_resources()
-
-    def _init_resources(self) -> None:
-        from .resources import attach_sync_resources
-
-        attach_sync_resources(self)
+        self.users = Users(self)
+        self.attributes = Attributes(self)
+        self.audiences = Audiences(self)
+        self.events = Events(self)
+        self.projects = Projects(self)
+        self.experiences = Experiences(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -500,6 +625,25 @@ class PersonalizeClient(_ClientCore):
         )
         return self._send(api, request)
 
+    def _execute(self, call: Call, /) -> httpx.Response:
+        """Run one resource call (the resources' ``Requester`` protocol)."""
+        return self._request(
+            call.api,
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=call.headers,
+            project_scoped=call.project_scoped,
+            organization_scoped=call.organization_scoped,
+        )
+
+    def _send_user_attributes(self, user_uid: str, body: bytes) -> None:
+        """``PATCH /user-attributes`` for one user with an encoded JSON body, with retries;
+        raise a typed error when it fails (the senders' hot path)."""
+        request = self._user_attributes_request(self._http, user_uid, body)
+        self._send("edge", request).close()
+
     def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)
         limiter = self._rate_limiter(api)
@@ -529,6 +673,8 @@ class AsyncPersonalizeClient(_ClientCore):
         async with AsyncPersonalizeClient("65f1...", auth=AuthToken(token)) as client:
             await client.users.set_attributes("user-42", {"plan": "gold"})
     """
+
+    _transport: httpx.AsyncBaseTransport | None
 
     users: AsyncUsers
     attributes: AsyncAttributes
@@ -577,41 +723,51 @@ class AsyncPersonalizeClient(_ClientCore):
             read_env=read_env,
         )
         self._adopt(http_client, transport)
-        self._transport = transport
         self._http = http_client or httpx.AsyncClient(
             transport=transport, **self._http_options(max_connections)
         )
-        self._init_resources()
+        self.users = AsyncUsers(self)
+        self.attributes = AsyncAttributes(self)
+        self.audiences = AsyncAudiences(self)
+        self.events = AsyncEvents(self)
+        self.projects = AsyncProjects(self)
+        self.experiences = AsyncExperiences(self)
 
     @classmethod
-    def _twin_of(
+    def from_settings(
         cls,
-        other: _ClientCore,
+        settings: SenderSettings,
         *,
         transport: httpx.AsyncBaseTransport | None,
         max_connections: int,
     ) -> AsyncPersonalizeClient:
-        """An async client with ``other``'s settings, credentials and observers (used by the sync
-        engine to fan out from a blocking client). Exchanges are reported to ``other``'s hooks,
-        including hooks added later."""
-        twin = cls.__new__(cls)
-        twin._config = other._config
-        twin._auth = other._auth
-        twin._hooks = ()
-        twin._hooks_lock = threading.Lock()
-        twin._hook_owner = other._hook_owner
-        twin._limiter = None
-        twin._base_headers = other._base_headers
-        twin._adopt(None, transport)
-        twin._transport = transport
-        twin._http = httpx.AsyncClient(transport=transport, **twin._http_options(max_connections))
-        twin._init_resources()
-        return twin
+        """A client built by ``__init__`` from a client's :class:`SenderSettings` (see
+        ``_async_twin``): the same resolved configuration, credentials and hooks (shared, so
+        exchanges reach the original client's hooks, including hooks added later), with
+        ``transport`` and connections of its own. The environment is not read again."""
+        # Every ClientConfig field is the __init__ argument of the same name, already resolved.
+        return cls(
+            **attrs.asdict(settings.config, recurse=False),
+            auth=settings.auth,
+            on_exchange=settings.hooks,
+            transport=transport,
+            max_connections=max_connections,
+            read_env=False,
+        )
 
-    def _init_resources(self) -> None:
-        from .resources import attach_async_resources
-
-        attach_async_resources(self)
+    @classmethod
+    def _twin_of(
+        cls,
+        other: PersonalizeClient | AsyncPersonalizeClient,
+        *,
+        transport: httpx.AsyncBaseTransport | None,
+        max_connections: int,
+    ) -> AsyncPersonalizeClient:
+        """Deprecated inside the package: use ``other._async_twin(max_connections=...)``
+        (kept until every caller has moved)."""
+        return cls.from_settings(
+            other._sender_settings(), transport=transport, max_connections=max_connections
+        )
 
     async def aclose(self) -> None:
         """Close the connections this client opened (an injected ``http_client`` stays open)."""
@@ -658,6 +814,24 @@ class AsyncPersonalizeClient(_ClientCore):
             organization_scoped=organization_scoped,
         )
         return await self._send(api, request)
+
+    async def _execute(self, call: Call, /) -> httpx.Response:
+        """Run one resource call (the resources' ``AsyncRequester`` protocol)."""
+        return await self._request(
+            call.api,
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=call.headers,
+            project_scoped=call.project_scoped,
+            organization_scoped=call.organization_scoped,
+        )
+
+    async def _send_user_attributes(self, user_uid: str, body: bytes) -> None:
+        """See :meth:`PersonalizeClient._send_user_attributes`."""
+        request = self._user_attributes_request(self._http, user_uid, body)
+        await (await self._send("edge", request)).aclose()
 
     async def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)

@@ -18,22 +18,31 @@ and a user in no audience gets the empty string, never ``null``: ``null`` is ski
 which would leave a removed user in the audience. ``encoding="boolean"`` (one attribute per
 audience, rule ``IS_TRUE``) is offered for the few cases where exact, independent attributes
 matter more than the budget.
+
+The rule side (:func:`membership_rule`, :data:`MembershipEncoding`) lives with the other rule
+builders in :mod:`contentstack_personalize.rules` and is re-exported here; creating the
+attribute and the audience is ``client.audiences.ensure_membership(...)``. This module adds the
+sync side: the encoding and the mapping fields that write the attribute.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ._values import is_null
-from .errors import ConfigurationError, ValidationError
-from .rules import Condition, Rule, RuleCombination, all_of
+from .rules import (
+    DEFAULT_MEMBERSHIP_DELIMITER,
+    MembershipEncoding,
+    check_membership_delimiter,
+    flag_key,
+    membership_rule,
+)
 from .sync._fields import Field
 
 if TYPE_CHECKING:
     from .client import AsyncPersonalizeClient, PersonalizeClient
-    from .models import Attribute, Audience
+    from .models import Audience
 
 __all__ = [
     "MembershipEncoding",
@@ -43,9 +52,7 @@ __all__ = [
     "membership_rule",
 ]
 
-MembershipEncoding = Literal["delimited", "boolean"]
-
-_DEFAULT_DELIMITER = "|"
+_DEFAULT_DELIMITER = DEFAULT_MEMBERSHIP_DELIMITER
 
 
 def _members(value: Any, split: str | None) -> list[str]:
@@ -116,7 +123,7 @@ def membership(
             "segments": membership("audiences"),
         })
     """
-    _check_delimiter(delimiter)
+    check_membership_delimiter(delimiter)
 
     def encode(value: Any) -> str:
         return encode_membership(value, delimiter=delimiter, split=split)
@@ -142,104 +149,6 @@ def membership_flags(column: str, audiences: Iterable[str], *, prefix: str = "in
     return fields
 
 
-def flag_key(audience: str, prefix: str = "in_") -> str:
-    """The boolean attribute key for ``audience`` (non key characters become ``_``).
-
-    Example::
-
-        flag_key("churn-risk")  # 'in_churn_risk'
-    """
-    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", audience)
-
-
-def _check_delimiter(delimiter: str) -> None:
-    if not delimiter or delimiter.isspace() or len(delimiter) > 3:
-        raise ConfigurationError(
-            f"delimiter must be 1 to 3 visible characters, e.g. '|', not {delimiter!r}"
-        )
-
-
-def membership_rule(
-    attribute: Attribute,
-    member_id: str,
-    *,
-    encoding: MembershipEncoding = "delimited",
-    delimiter: str = _DEFAULT_DELIMITER,
-) -> RuleCombination:
-    """The audience definition that matches users whose membership attribute holds
-    ``member_id``.
-
-    Example::
-
-        attribute = client.attributes.ensure(["audiences"])[0]
-        definition = membership_rule(attribute, "vip")  # CONTAINS_SUBSTRING "|vip|"
-        client.audiences.create(name="VIP", definition=definition)
-    """
-    if encoding == "boolean":
-        return all_of(Rule.custom(attribute.uid, Condition.IS_TRUE))
-    _check_delimiter(delimiter)
-    if not member_id or delimiter in member_id:
-        raise ValidationError(
-            f"audience identifier {member_id!r} must be non-empty and not contain {delimiter!r}; "
-            "pass another member_id, or another delimiter= (the same one the sync uses)"
-        )
-    return all_of(
-        Rule.custom(
-            attribute.uid, Condition.CONTAINS_SUBSTRING, f"{delimiter}{member_id}{delimiter}"
-        )
-    )
-
-
-def _plan(
-    attributes: list[Attribute],
-    audiences: list[Audience],
-    *,
-    name: str,
-    member_id: str,
-    attribute_key: str,
-    encoding: MembershipEncoding,
-    delimiter: str,
-    update: bool,
-) -> tuple[str, RuleCombination, Audience | None]:
-    """Pure decision: ``("create" | "update" | "keep", definition, existing audience)``."""
-    attribute = next((a for a in attributes if a.key == attribute_key), None)
-    if attribute is None:  # pragma: no cover - ensure() ran just before
-        raise ConfigurationError(
-            f"attribute {attribute_key!r} is missing; create it with "
-            f"client.attributes.ensure([{attribute_key!r}])"
-        )
-    definition = membership_rule(attribute, member_id, encoding=encoding, delimiter=delimiter)
-    existing = [a for a in audiences if a.name == name]
-    if not existing:
-        return "create", definition, None
-    audience = existing[0]
-    if audience.is_read_only:
-        raise ConfigurationError(
-            f"audience {name!r} is synced from Lytics and cannot be changed; choose another name"
-        )
-    current = audience.definition.to_api() if audience.definition is not None else None
-    if current == definition.to_api():
-        return "keep", definition, audience
-    if not update:
-        raise ConfigurationError(
-            f"audience {name!r} exists with a different definition; pass update=True to "
-            "replace it with the membership rule"
-        )
-    return "update", definition, audience
-
-
-def _names(
-    name: str, member_id: str | None, attribute_key: str, encoding: MembershipEncoding
-) -> tuple[str, str]:
-    member = member_id if member_id is not None else name
-    key = (
-        flag_key(member)
-        if encoding == "boolean" and attribute_key == "audiences"
-        else attribute_key
-    )
-    return member, key
-
-
 def ensure_membership(
     client: PersonalizeClient,
     name: str,
@@ -254,31 +163,22 @@ def ensure_membership(
     """Create (once) the membership attribute and an audience ``name`` whose rule matches the
     users whose attribute holds ``member_id`` (default: ``name``). Running it again changes
     nothing; an existing audience with another definition is replaced only with
-    ``update=True``. Also available as ``client.audiences.ensure_membership(...)``.
+    ``update=True``. The same as ``client.audiences.ensure_membership(...)``.
 
     Example::
 
         vip = ensure_membership(client, "VIP", member_id="vip")
         sync = Sync(client, match_on="user_id", mapping={"segments": membership("audiences")})
     """
-    member, key = _names(name, member_id, attribute_key, encoding)
-    attributes = client.attributes.ensure([key])
-    action, definition, existing = _plan(
-        attributes,
-        client.audiences.list(),
-        name=name,
-        member_id=member,
-        attribute_key=key,
+    return client.audiences.ensure_membership(
+        name,
+        member_id=member_id,
+        attribute_key=attribute_key,
         encoding=encoding,
         delimiter=delimiter,
+        description=description,
         update=update,
     )
-    if action == "create":
-        return client.audiences.create(name=name, definition=definition, description=description)
-    assert existing is not None
-    if action == "update":
-        return client.audiences.update(existing, definition=definition)
-    return existing
 
 
 async def aensure_membership(
@@ -292,29 +192,19 @@ async def aensure_membership(
     description: str | None = None,
     update: bool = False,
 ) -> Audience:
-    """The async twin of :func:`ensure_membership`.
+    """:func:`ensure_membership` for an async client (``await
+    client.audiences.ensure_membership(...)``).
 
     Example::
 
         vip = await aensure_membership(async_client, "VIP", member_id="vip")
     """
-    member, key = _names(name, member_id, attribute_key, encoding)
-    attributes = await client.attributes.ensure([key])
-    action, definition, existing = _plan(
-        attributes,
-        await client.audiences.list(),
-        name=name,
-        member_id=member,
-        attribute_key=key,
+    return await client.audiences.ensure_membership(
+        name,
+        member_id=member_id,
+        attribute_key=attribute_key,
         encoding=encoding,
         delimiter=delimiter,
+        description=description,
         update=update,
     )
-    if action == "create":
-        return await client.audiences.create(
-            name=name, definition=definition, description=description
-        )
-    assert existing is not None
-    if action == "update":
-        return await client.audiences.update(existing, definition=definition)
-    return existing

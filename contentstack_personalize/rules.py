@@ -23,23 +23,23 @@ Example::
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import attrs
 
 from ._types import NOT_GIVEN, NotGiven
-from .errors import ValidationError
-
-if TYPE_CHECKING:
-    from .models import Attribute
+from .errors import ConfigurationError, ValidationError
 
 __all__ = [
+    "AttributeLike",
     "AttributeReference",
     "AttributeRef",
     "Condition",
     "CustomAttributeRef",
     "MatchOptions",
+    "MembershipEncoding",
     "NumberMatchOptions",
     "Options",
     "PresetAttributeRef",
@@ -50,8 +50,27 @@ __all__ = [
     "StringMatchOptions",
     "all_of",
     "any_of",
+    "membership_rule",
     "parse_definition",
 ]
+
+
+class AttributeLike(Protocol):
+    """What the rule builders read of an attribute: a
+    :class:`~contentstack_personalize.models.Attribute` from ``client.attributes`` is one.
+
+    (A protocol rather than the model class itself, so that this module, which the models
+    build on, needs nothing from them.)
+    """
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def is_preset(self) -> bool: ...
 
 
 class Condition(str, enum.Enum):
@@ -359,7 +378,7 @@ class Rule:
     @classmethod
     def for_attribute(
         cls,
-        attribute: Attribute,
+        attribute: AttributeLike,
         condition: Condition | str,
         value: Any = NOT_GIVEN,
         *,
@@ -376,7 +395,7 @@ class Rule:
     def for_key(
         cls,
         key: str,
-        attributes: Iterable[Attribute],
+        attributes: Iterable[AttributeLike],
         condition: Condition | str,
         value: Any = NOT_GIVEN,
         *,
@@ -620,3 +639,63 @@ def any_of(*rules: RuleNode) -> RuleCombination:
         )
     """
     return RuleCombination(combination_type="OR", rules=rules)
+
+
+# ----------------------------------------------------------------------------- membership rules
+
+#: How audience membership is written into attributes (see
+#: :mod:`contentstack_personalize.membership`): ``"delimited"``, one text attribute holding every
+#: audience between delimiters, or ``"boolean"``, one true/false attribute per audience.
+MembershipEncoding = Literal["delimited", "boolean"]
+
+#: The delimiter around each member of a ``"delimited"`` membership attribute.
+DEFAULT_MEMBERSHIP_DELIMITER = "|"
+
+
+def check_membership_delimiter(delimiter: str) -> None:
+    """Refuse a delimiter a membership attribute cannot use (empty, blank or too long)."""
+    if not delimiter or delimiter.isspace() or len(delimiter) > 3:
+        raise ConfigurationError(
+            f"delimiter must be 1 to 3 visible characters, e.g. '|', not {delimiter!r}"
+        )
+
+
+def flag_key(audience: str, prefix: str = "in_") -> str:
+    """The boolean attribute key for ``audience`` (non key characters become ``_``).
+
+    Example::
+
+        flag_key("churn-risk")  # 'in_churn_risk'
+    """
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", audience)
+
+
+def membership_rule(
+    attribute: AttributeLike,
+    member_id: str,
+    *,
+    encoding: MembershipEncoding = "delimited",
+    delimiter: str = DEFAULT_MEMBERSHIP_DELIMITER,
+) -> RuleCombination:
+    """The audience definition that matches users whose membership attribute holds
+    ``member_id``.
+
+    Example::
+
+        attribute = client.attributes.ensure(["audiences"])[0]
+        definition = membership_rule(attribute, "vip")  # CONTAINS_SUBSTRING "|vip|"
+        client.audiences.create(name="VIP", definition=definition)
+    """
+    if encoding == "boolean":
+        return all_of(Rule.custom(attribute.uid, Condition.IS_TRUE))
+    check_membership_delimiter(delimiter)
+    if not member_id or delimiter in member_id:
+        raise ValidationError(
+            f"audience identifier {member_id!r} must be non-empty and not contain {delimiter!r}; "
+            "pass another member_id, or another delimiter= (the same one the sync uses)"
+        )
+    return all_of(
+        Rule.custom(
+            attribute.uid, Condition.CONTAINS_SUBSTRING, f"{delimiter}{member_id}{delimiter}"
+        )
+    )

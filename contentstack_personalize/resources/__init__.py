@@ -4,8 +4,7 @@ shared set of pure operations (``_ops.py``, run by the drivers in ``_core.py``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ._core import AsyncRequester, Requester
 from .attributes import AsyncAttributes, Attributes
 from .audiences import AsyncAudiences, Audiences
 from .events import AsyncEvents, Events
@@ -13,21 +12,20 @@ from .experiences import AsyncExperiences, Experiences
 from .projects import AsyncProjects, Projects
 from .users import AsyncUsers, Users
 
-if TYPE_CHECKING:
-    from ..client import AsyncPersonalizeClient, PersonalizeClient
-
 __all__ = [
     "AsyncAttributes",
     "AsyncAudiences",
     "AsyncEvents",
     "AsyncExperiences",
     "AsyncProjects",
+    "AsyncRequester",
     "AsyncUsers",
     "Attributes",
     "Audiences",
     "Events",
     "Experiences",
     "Projects",
+    "Requester",
     "Users",
     "attach_async_resources",
     "attach_sync_resources",
@@ -44,10 +42,11 @@ RESOURCES = {
 }
 
 
-def attach_sync_resources(client: PersonalizeClient) -> None:
+def attach_sync_resources(client: Requester) -> None:
     """Give a blocking client its resource attributes (``client.users``...).
 
-    ``PersonalizeClient`` calls it itself; you need it only for a client built another way.
+    A ``PersonalizeClient`` has them from the start; you need this only for another object
+    implementing the :class:`~contentstack_personalize.resources._core.Requester` protocol.
 
     Example::
 
@@ -58,10 +57,11 @@ def attach_sync_resources(client: PersonalizeClient) -> None:
         setattr(client, name, sync_cls(client))
 
 
-def attach_async_resources(client: AsyncPersonalizeClient) -> None:
+def attach_async_resources(client: AsyncRequester) -> None:
     """Give an async client its resource attributes (``client.users``...).
 
-    ``AsyncPersonalizeClient`` calls it itself; you need it only for a client built another way.
+    An ``AsyncPersonalizeClient`` has them from the start; you need this only for another
+    object implementing the ``AsyncRequester`` protocol.
 
     Example::
 

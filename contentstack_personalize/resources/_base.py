@@ -1,13 +1,11 @@
-"""The two resource base classes: they hold the client and run operations over it."""
+"""The two resource base classes: they hold the client (as a :class:`Requester`) and run
+operations over it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from ._core import Op, run_async, run_sync
-
-if TYPE_CHECKING:
-    from ..client import AsyncPersonalizeClient, PersonalizeClient
+from ._core import AsyncRequester, Op, Requester, run_async, run_sync
 
 T = TypeVar("T")
 
@@ -15,7 +13,7 @@ T = TypeVar("T")
 class SyncResource:
     """A resource of a :class:`~contentstack_personalize.PersonalizeClient`."""
 
-    def __init__(self, client: PersonalizeClient) -> None:
+    def __init__(self, client: Requester) -> None:
         self._client = client
 
     def _run(self, op: Op[T]) -> T:
@@ -28,7 +26,7 @@ class SyncResource:
 class AsyncResource:
     """A resource of an :class:`~contentstack_personalize.AsyncPersonalizeClient`."""
 
-    def __init__(self, client: AsyncPersonalizeClient) -> None:
+    def __init__(self, client: AsyncRequester) -> None:
         self._client = client
 
     async def _run(self, op: Op[T]) -> T:

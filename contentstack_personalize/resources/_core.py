@@ -2,6 +2,10 @@
 *operation* is a generator that yields calls and receives their responses, and two tiny
 drivers run an operation over a blocking or an async client.
 
+A resource knows its client only through the small :class:`Requester` (or
+:class:`AsyncRequester`) protocol below, which both client shells implement: resources never
+import the client module, the client imports them.
+
 All of a resource's logic (validation, request building, read-merge-write, 409 races,
 response parsing) lives once, in ``_ops.py``, as operations; the sync and async resource
 classes only pick the driver. API errors are thrown back into the operation, so it can
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -21,10 +25,16 @@ import httpx
 from .._types import NOT_GIVEN
 from ..errors import APIStatusError, ValidationError
 
-if TYPE_CHECKING:
-    from ..client import AsyncPersonalizeClient, PersonalizeClient
-
-__all__ = ["Call", "Op", "json_body", "path_uid", "run_async", "run_sync"]
+__all__ = [
+    "AsyncRequester",
+    "Call",
+    "Op",
+    "Requester",
+    "json_body",
+    "path_uid",
+    "run_async",
+    "run_sync",
+]
 
 T = TypeVar("T")
 
@@ -33,7 +43,7 @@ Api = Literal["edge", "management", "cma"]
 
 @attrs.frozen(kw_only=True)
 class Call:
-    """One request, as the client's ``_request`` takes it."""
+    """One request: which API, the method and path, and what goes with them."""
 
     api: Api
     method: str
@@ -48,22 +58,30 @@ class Call:
 Op = Generator[Call, httpx.Response, T]
 
 
-def run_sync(client: PersonalizeClient, op: Op[T]) -> T:
+class Requester(Protocol):
+    """What a blocking resource needs of its client (a ``PersonalizeClient`` is one)."""
+
+    def _execute(self, call: Call, /) -> httpx.Response:
+        """Send ``call`` with the client's URLs, auth, retries and hooks; return the 2xx
+        answer or raise a typed :class:`~contentstack_personalize.errors.PersonalizeError`."""
+        ...
+
+
+class AsyncRequester(Protocol):
+    """What an async resource needs of its client (an ``AsyncPersonalizeClient`` is one)."""
+
+    async def _execute(self, call: Call, /) -> httpx.Response:
+        """See :meth:`Requester._execute`."""
+        ...
+
+
+def run_sync(client: Requester, op: Op[T]) -> T:
     """Run ``op`` with blocking I/O."""
     try:
         call = next(op)
         while True:
             try:
-                response = client._request(
-                    call.api,
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    params=call.params,
-                    headers=call.headers,
-                    project_scoped=call.project_scoped,
-                    organization_scoped=call.organization_scoped,
-                )
+                response = client._execute(call)
             except APIStatusError as exc:
                 call = op.throw(exc)
             else:
@@ -74,22 +92,13 @@ def run_sync(client: PersonalizeClient, op: Op[T]) -> T:
         op.close()
 
 
-async def run_async(client: AsyncPersonalizeClient, op: Op[T]) -> T:
+async def run_async(client: AsyncRequester, op: Op[T]) -> T:
     """Run ``op`` with async I/O."""
     try:
         call = next(op)
         while True:
             try:
-                response = await client._request(
-                    call.api,
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    params=call.params,
-                    headers=call.headers,
-                    project_scoped=call.project_scoped,
-                    organization_scoped=call.organization_scoped,
-                )
+                response = await client._execute(call)
             except APIStatusError as exc:
                 call = op.throw(exc)
             else:

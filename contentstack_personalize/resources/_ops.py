@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .._http import check_user_uid
-from .._types import NotGiven
+from .._types import NOT_GIVEN, NotGiven
 from .._values import InvalidValue, describe, is_null, normalize
 from ..errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
 from ..models import (
@@ -40,7 +40,7 @@ from ..models import (
     TrackedEvent,
     check_key,
 )
-from ..rules import RuleCombination
+from ..rules import MembershipEncoding, RuleCombination, flag_key, membership_rule
 from ._core import Call, Op, json_body, path_uid, unexpected
 
 USER_HEADER = "x-cs-personalize-user-uid"
@@ -454,6 +454,89 @@ def audiences_delete(uid: str | Audience) -> Op[None]:
     current = uid if isinstance(uid, Audience) else (yield from audiences_get(uid))
     _writable(current, "deleted")
     yield from delete("audiences", current.uid)
+
+
+def _membership_names(
+    name: str, member_id: str | None, attribute_key: str, encoding: MembershipEncoding
+) -> tuple[str, str]:
+    """The member identifier and the attribute key of a membership audience."""
+    member = member_id if member_id is not None else name
+    key = (
+        flag_key(member)
+        if encoding == "boolean" and attribute_key == "audiences"
+        else attribute_key
+    )
+    return member, key
+
+
+def _plan_membership(
+    attributes: builtins.list[Attribute],
+    audiences: builtins.list[Audience],
+    *,
+    name: str,
+    member_id: str,
+    attribute_key: str,
+    encoding: MembershipEncoding,
+    delimiter: str,
+    update: bool,
+) -> tuple[str, RuleCombination, Audience | None]:
+    """Pure decision: ``("create" | "update" | "keep", definition, existing audience)``."""
+    attribute = next((a for a in attributes if a.key == attribute_key), None)
+    if attribute is None:  # pragma: no cover - ensure() ran just before
+        raise ConfigurationError(
+            f"attribute {attribute_key!r} is missing; create it with "
+            f"client.attributes.ensure([{attribute_key!r}])"
+        )
+    definition = membership_rule(attribute, member_id, encoding=encoding, delimiter=delimiter)
+    existing = [a for a in audiences if a.name == name]
+    if not existing:
+        return "create", definition, None
+    audience = existing[0]
+    if audience.is_read_only:
+        raise ConfigurationError(
+            f"audience {name!r} is synced from Lytics and cannot be changed; choose another name"
+        )
+    current = audience.definition.to_api() if audience.definition is not None else None
+    if current == definition.to_api():
+        return "keep", definition, audience
+    if not update:
+        raise ConfigurationError(
+            f"audience {name!r} exists with a different definition; pass update=True to "
+            "replace it with the membership rule"
+        )
+    return "update", definition, audience
+
+
+def audiences_ensure_membership(
+    name: str,
+    member_id: str | None,
+    attribute_key: str,
+    encoding: MembershipEncoding,
+    delimiter: str,
+    description: str | None,
+    update: bool,
+) -> Op[Audience]:
+    """The membership attribute (created once) and an audience ``name`` whose rule matches the
+    users whose attribute holds ``member_id``; an existing audience with another definition
+    is replaced only with ``update``."""
+    member, key = _membership_names(name, member_id, attribute_key, encoding)
+    attributes = yield from attributes_ensure([key])
+    action, definition, existing = _plan_membership(
+        attributes,
+        (yield from audiences_list()),
+        name=name,
+        member_id=member,
+        attribute_key=key,
+        encoding=encoding,
+        delimiter=delimiter,
+        update=update,
+    )
+    if action == "create":
+        return (yield from audiences_create(name, definition, description))
+    assert existing is not None
+    if action == "update":
+        return (yield from audiences_update(existing, NOT_GIVEN, NOT_GIVEN, definition))
+    return existing
 
 
 # ----------------------------------------------------------------------------- events

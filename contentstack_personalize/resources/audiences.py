@@ -13,16 +13,12 @@ Example::
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING
 
 from .._types import NOT_GIVEN, NotGiven
 from ..models import Audience
-from ..rules import RuleCombination
+from ..rules import MembershipEncoding, RuleCombination
 from . import _ops
 from ._base import AsyncResource, SyncResource
-
-if TYPE_CHECKING:
-    from ..membership import MembershipEncoding
 
 __all__ = ["AsyncAudiences", "Audiences"]
 
@@ -79,19 +75,15 @@ class Audiences(SyncResource):
         update: bool = False,
     ) -> Audience:
         """An audience ``name`` whose members are the users whose ``attribute_key`` attribute
-        holds ``member_id`` (default ``name``); created once, idempotent. See
-        :func:`contentstack_personalize.membership.ensure_membership`."""
-        from ..membership import ensure_membership
+        holds ``member_id`` (default ``name``); created once, idempotent.
 
-        return ensure_membership(
-            self._client,
-            name,
-            member_id=member_id,
-            attribute_key=attribute_key,
-            encoding=encoding,
-            delimiter=delimiter,
-            description=description,
-            update=update,
+        Creates the attribute when it is missing; running it again changes nothing, and an
+        existing audience with another definition is replaced only with ``update=True``. The
+        encoding is that of :mod:`contentstack_personalize.membership`."""
+        return self._run(
+            _ops.audiences_ensure_membership(
+                name, member_id, attribute_key, encoding, delimiter, description, update
+            )
         )
 
 
@@ -144,15 +136,8 @@ class AsyncAudiences(AsyncResource):
         update: bool = False,
     ) -> Audience:
         """See :meth:`Audiences.ensure_membership`."""
-        from ..membership import aensure_membership
-
-        return await aensure_membership(
-            self._client,
-            name,
-            member_id=member_id,
-            attribute_key=attribute_key,
-            encoding=encoding,
-            delimiter=delimiter,
-            description=description,
-            update=update,
+        return await self._run(
+            _ops.audiences_ensure_membership(
+                name, member_id, attribute_key, encoding, delimiter, description, update
+            )
         )

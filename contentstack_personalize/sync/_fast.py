@@ -62,10 +62,10 @@ from .._http import (
     transport_error,
 )
 from ..errors import ConfigurationError, PersonalizeError
-from ._sender import SendOutcome
+from ._sending import SendOutcome
 
 if TYPE_CHECKING:
-    from ..client import _ClientCore
+    from ..client import AsyncPersonalizeClient, PersonalizeClient
 
 __all__ = ["FastEdgeSender", "ParserKind", "available_parsers"]
 
@@ -552,9 +552,14 @@ class FastEdgeSender:
     """
 
     def __init__(
-        self, client: _ClientCore, *, concurrency: int, parser: ParserKind = "auto"
+        self,
+        client: PersonalizeClient | AsyncPersonalizeClient,
+        *,
+        concurrency: int,
+        parser: ParserKind = "auto",
     ) -> None:
-        config = client.config
+        settings = client._sender_settings()
+        config = settings.config
         url = httpx.URL(config.edge_url)
         if url.scheme not in ("http", "https"):
             raise PersonalizeError(
@@ -573,7 +578,7 @@ class FastEdgeSender:
         self._reader_class: type[_HttptoolsReader] | type[_H11Reader] = (
             _HttptoolsReader if parser == "httptools" else _H11Reader
         )
-        self._client = client
+        self._hooks = settings.hooks
         self._host = url.host
         self._tls = url.scheme == "https"
         self._port = url.port or (443 if self._tls else 80)
@@ -588,7 +593,7 @@ class FastEdgeSender:
             host_header = f"[{url.host}]" + (f":{url.port}" if url.port else "")
         headers: dict[str, str] = {}
         custom_host = None
-        for name, value in client._base_headers.items():
+        for name, value in settings.base_headers.items():
             check_header(name, value)  # never write a line break or a bad name raw
             if name.lower() == "host":
                 custom_host = value  # a configured Host header wins, as with httpx
@@ -646,7 +651,7 @@ class FastEdgeSender:
                 return Attempt(response, status=status)
             return Attempt(response, status=status, retry_after=response.header("retry-after"))
 
-        observe = bool(self._client._hook_owner._hooks) or logger.isEnabledFor(logging.DEBUG)
+        observe = bool(self._hooks) or logger.isEnabledFor(logging.DEBUG)
         last, attempts = await asend_with_retries(
             self._policy,
             attempt_once,
@@ -876,8 +881,7 @@ class FastEdgeSender:
                 attempt,
                 ", will retry" if will_retry else "",
             )
-        owner = self._client._hook_owner
-        if not owner._hooks:
+        if not self._hooks:
             return
         request_headers = dict(self._headers)
         request_headers["x-cs-personalize-user-uid"] = user_uid
@@ -898,7 +902,7 @@ class FastEdgeSender:
             error=describe_exception(error) if error is not None else None,
             will_retry=will_retry,
         )
-        owner._dispatch(exchange)
+        self._hooks(exchange)
 
 
 def _connect_failure_text(where: str, exc: OSError) -> str:

@@ -27,13 +27,14 @@ import logging
 import os
 import urllib.parse
 import urllib.request
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
-import attrs
 import httpx
 
-from ..client import AsyncPersonalizeClient, PersonalizeClient
+from ..client import AsyncPersonalizeClient, PersonalizeClient, SenderSettings
 from ..errors import ConfigurationError, PersonalizeError
+from ._fast import FastEdgeSender
+from ._sending import EdgeSender, SendOutcome
 
 __all__ = [
     "EdgeSender",
@@ -48,51 +49,6 @@ logger = logging.getLogger("contentstack_personalize.sync")
 
 SenderKind = Literal["auto", "fast", "httpx"]
 ENV_SENDER = "CONTENTSTACK_PERSONALIZE_SENDER"
-
-
-@attrs.frozen
-class SendOutcome:
-    """What happened to one user's request: acknowledged (``ok``) or the error that ended it.
-
-    Example::
-
-        outcome = await sender.send("user-42", b'{"plan":"gold"}')
-        if not outcome.ok:
-            print(f"failed after {outcome.attempts} attempts: {outcome.error}")
-    """
-
-    ok: bool
-    attempts: int
-    error: PersonalizeError | None = None
-
-
-@runtime_checkable
-class EdgeSender(Protocol):
-    """Sends ``PATCH /user-attributes`` requests; one call per user, many in flight.
-
-    Any object with these two coroutines can be passed as ``Sync(..., sender=...)``.
-
-    Example::
-
-        class CountingSender:
-            def __init__(self, inner: EdgeSender) -> None:
-                self.inner, self.sent = inner, 0
-
-            async def send(self, user_uid: str, body: bytes) -> SendOutcome:
-                self.sent += 1
-                return await self.inner.send(user_uid, body)
-
-            async def aclose(self) -> None:
-                await self.inner.aclose()
-    """
-
-    async def send(self, user_uid: str, body: bytes) -> SendOutcome:
-        """Send one user's JSON body; never raises for API or transport failures."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections the sender opened."""
-        ...
 
 
 class HttpxSender:
@@ -113,13 +69,10 @@ class HttpxSender:
 
     async def send(self, user_uid: str, body: bytes) -> SendOutcome:
         """Send one user's JSON body through the client (its retries included)."""
-        client = self._client
-        request = client._user_attributes_request(client._http, user_uid, body)
         try:
-            response = await client._send("edge", request)
+            await self._client._send_user_attributes(user_uid, body)
         except PersonalizeError as exc:
             return SendOutcome(False, getattr(exc, "attempts", 1), exc)
-        await response.aclose()
         return SendOutcome(True, 1)
 
     async def aclose(self) -> None:
@@ -145,13 +98,10 @@ class ThreadedSender:
         )
 
     def _send_blocking(self, user_uid: str, body: bytes) -> SendOutcome:
-        client = self._client
-        request = client._user_attributes_request(client._http, user_uid, body)
         try:
-            response = client._send("edge", request)
+            self._client._send_user_attributes(user_uid, body)
         except PersonalizeError as exc:
             return SendOutcome(False, getattr(exc, "attempts", 1), exc)
-        response.close()
         return SendOutcome(True, 1)
 
     async def send(self, user_uid: str, body: bytes) -> SendOutcome:
@@ -195,9 +145,13 @@ def fast_sender_problem(client: PersonalizeClient | AsyncPersonalizeClient) -> s
         fast_sender_problem(PersonalizeClient("p", transport=emulator.transport()))
         # -> "the client has its own httpx transport or http_client"
     """
-    if client._transport is not None or client._user_http_client:
+    return _fast_problem(client._sender_settings())
+
+
+def _fast_problem(settings: SenderSettings) -> str | None:
+    if not settings.own_connections:
         return "the client has its own httpx transport or http_client"
-    if proxy_for(client.config.edge_url) is not None:
+    if proxy_for(settings.config.edge_url) is not None:
         return "a proxy (environment or system setting) applies to the edge URL"
     return None
 
@@ -227,32 +181,30 @@ def make_sender(
             f"unknown sender kind {kind!r} (from the argument or {ENV_SENDER}); "
             "use 'auto', 'fast' or 'httpx'"
         )
+    settings = client._sender_settings()
     if kind != "httpx":
-        problem = fast_sender_problem(client)
+        problem = _fast_problem(settings)
         if problem is None:
-            from ._fast import FastEdgeSender
-
             return FastEdgeSender(client, concurrency=concurrency)
-        if kind == "fast" and (client._transport is not None or client._user_http_client):
+        if kind == "fast" and not settings.own_connections:
             raise ConfigurationError(
                 f"the fast sender cannot be used: {problem}; use kind='httpx' (or 'auto')"
             )
         logger.debug("using the httpx sender: %s", problem)
-    return _httpx_sender(client, concurrency=concurrency)
+    return _httpx_sender(client, settings, concurrency=concurrency)
 
 
 def _httpx_sender(
-    client: PersonalizeClient | AsyncPersonalizeClient, *, concurrency: int
+    client: PersonalizeClient | AsyncPersonalizeClient,
+    settings: SenderSettings,
+    *,
+    concurrency: int,
 ) -> EdgeSender:
     if isinstance(client, AsyncPersonalizeClient):
         return HttpxSender(client)
-    transport = client._transport
-    if client._user_http_client or (
+    transport = settings.transport
+    if settings.user_http_client or (
         transport is not None and not isinstance(transport, httpx.AsyncBaseTransport)
     ):
         return ThreadedSender(client, concurrency=concurrency)
-    async_transport = transport if isinstance(transport, httpx.AsyncBaseTransport) else None
-    twin = AsyncPersonalizeClient._twin_of(
-        client, transport=async_transport, max_connections=concurrency
-    )
-    return HttpxSender(twin, owns_client=True)
+    return HttpxSender(client._async_twin(max_connections=concurrency), owns_client=True)
