@@ -392,6 +392,20 @@ def _record_ok(record: Mapping[str, Any]) -> bool:
     return isinstance(status, int) and 200 <= status < 300
 
 
+def sql_filters(
+    sync_name: str, run_id: str | None, uid: str | None, *, mark: str
+) -> tuple[list[str], list[Any]]:
+    """The ``WHERE`` terms and parameters every SQL store uses to read exchanges and the change
+    log of one sync, optionally of one run and/or one user (``mark``: ``?`` or ``%s``)."""
+    where = [f"sync_name = {mark}"]
+    params: list[Any] = [sync_name]
+    for column, value in (("run_id", run_id), ("uid", uid)):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            params.append(value)
+    return where, params
+
+
 def _check_limit(limit: int) -> None:
     if not isinstance(limit, int) or limit < 1:
         raise ConfigurationError(

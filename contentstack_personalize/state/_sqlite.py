@@ -23,6 +23,7 @@ from ._base import (
     UserState,
     _check_limit,
     exchange_columns,
+    sql_filters,
 )
 
 logger = logging.getLogger("contentstack_personalize.sync")
@@ -497,14 +498,7 @@ class SQLiteState:
     ) -> list[dict[str, Any]]:
         """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
         _check_limit(limit)
-        where = ["sync_name = ?"]
-        params: list[Any] = [sync_name]
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if uid is not None:
-            where.append("uid = ?")
-            params.append(uid)
+        where, params = sql_filters(sync_name, run_id, uid, mark="?")
         if failed_only:
             where.append("ok = 0")
         with self._locked() as db:
@@ -548,14 +542,7 @@ class SQLiteState:
     ) -> list[ChangeEntry]:
         """The newest ``limit`` change-log entries matching the filters, newest first."""
         _check_limit(limit)
-        where = ["sync_name = ?"]
-        params: list[Any] = [sync_name]
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if uid is not None:
-            where.append("uid = ?")
-            params.append(uid)
+        where, params = sql_filters(sync_name, run_id, uid, mark="?")
         with self._locked() as db:
             cursor = db.execute(
                 "SELECT run_id, time, uid, outcome, new_values, old_values, status, error "

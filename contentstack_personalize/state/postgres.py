@@ -45,7 +45,9 @@ from ._base import (
     LockInfo,
     RunRecord,
     UserState,
+    _check_limit,
     exchange_columns,
+    sql_filters,
 )
 
 if TYPE_CHECKING:
@@ -686,18 +688,8 @@ class PostgresState:
         failed_only: bool = False,
     ) -> list[dict[str, Any]]:
         """The most recent ``limit`` stored exchanges matching the filters, oldest first."""
-        if not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(
-                f"limit must be a positive integer, got {limit!r}; pass e.g. limit=50"
-            )
-        where = ["sync_name = %s"]
-        params: list[Any] = [sync_name]
-        if run_id is not None:
-            where.append("run_id = %s")
-            params.append(run_id)
-        if uid is not None:
-            where.append("uid = %s")
-            params.append(uid)
+        _check_limit(limit)
+        where, params = sql_filters(sync_name, run_id, uid, mark="%s")
         if failed_only:
             where.append("NOT ok")
         with self._connection("read") as conn:
@@ -745,18 +737,8 @@ class PostgresState:
         limit: int = DEFAULT_CHANGE_LIMIT,
     ) -> list[ChangeEntry]:
         """The newest ``limit`` change-log entries matching the filters, newest first."""
-        if not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(
-                f"limit must be a positive integer, got {limit!r}; pass e.g. limit=50"
-            )
-        where = ["sync_name = %s"]
-        params: list[Any] = [sync_name]
-        if run_id is not None:
-            where.append("run_id = %s")
-            params.append(run_id)
-        if uid is not None:
-            where.append("uid = %s")
-            params.append(uid)
+        _check_limit(limit)
+        where, params = sql_filters(sync_name, run_id, uid, mark="%s")
         with self._connection("read") as conn:
             cursor = conn.execute(
                 "SELECT run_id, time, uid, outcome, new_values::text, old_values::text, status, "
