@@ -29,9 +29,11 @@ import attrs
 from .. import _html
 from .._optional import require_pandas
 from ..debugger import Debugger
+from ..state import StateStore
 from ._typecheck import TypeIssue
 
 __all__ = [
+    "AlertEvaluator",
     "AlertOutcomeProtocol",
     "Change",
     "Plan",
@@ -136,6 +138,20 @@ class AlertOutcomeProtocol(Protocol):
     @property
     def error(self) -> str | None: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class AlertEvaluator(Protocol):
+    """What a sync needs of the alerts it is given (``Sync(alerts=...)``): judge a finished run
+    and say what was delivered, never raising for a failing sink.
+
+    :class:`contentstack_personalize.alerts.Alerts` is the implementation; the engine names only
+    this shape, so it does not import the alerts that sit above it.
+    """
+
+    def evaluate(self, result: SyncResult, store: StateStore) -> Sequence[AlertOutcomeProtocol]: ...
+    async def aevaluate(
+        self, result: SyncResult, store: StateStore
+    ) -> Sequence[AlertOutcomeProtocol]: ...
 
 
 def _fmt_time(ts: float) -> str:
