@@ -37,11 +37,14 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
+from html import escape
 from typing import IO, Any
 
 import attrs
 
+from . import _html
 from ._http import REDACTED, Exchange, redact_headers, scrub
+from ._optional import require_pandas
 from .errors import ConfigurationError
 from .state import ExchangeStore
 
@@ -605,8 +608,6 @@ class Debugger:
 
         Example: ``debugger.to_pandas().groupby("status").size()``
         """
-        from .sync._views import require_pandas
-
         pd = require_pandas("Debugger.to_pandas()")
         columns = [a.name for a in attrs.fields(DebugRecord)]
         frame = pd.DataFrame.from_records([r.to_dict() for r in self.records], columns=columns)
@@ -637,9 +638,7 @@ class Debugger:
         return text
 
     def _repr_html_(self) -> str:
-        from .sync._views import debugger_html
-
-        return debugger_html(self)
+        return _debugger_html(self)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -648,6 +647,42 @@ class Debugger:
                 f"Debugger(seen={self._seen}, held={held}, max_records={self.max_records}, "
                 f"export={self._export_name!r})"
             )
+
+
+def _debugger_html(debugger: Debugger, *, max_rows: int = _html.MAX_ROWS) -> str:
+    """The notebook view of a debugger: counters, statuses and the latest failed exchanges,
+    every value escaped.
+
+    Example: ``IPython.display.HTML(_debugger_html(debugger))`` (Jupyter calls it for you).
+    """
+    stats = debugger.stats()
+    counters = [
+        (name, f"{stats[name]:,}")
+        for name in ("seen", "held", "failed", "sampled_out", "evicted", "exported")
+    ]
+    statuses = [(k, f"{v:,}") for k, v in sorted(stats["status_counts"].items())]
+    held_failed = debugger.failed()
+    failed = held_failed[-max_rows:] if max_rows > 0 else []
+    rows = [
+        (r.method, r.url, r.user_uid, r.status, r.attempt, r.error or r.response_body)
+        for r in failed
+    ]
+    note = (
+        f" ({len(failed)} of {len(held_failed):,} held)" if len(held_failed) > len(failed) else ""
+    )
+    parts = [
+        "<div style='margin-bottom:4px'><b>Debugger</b></div>",
+        _html.table(["counter", "exchanges"], counters),
+    ]
+    if statuses:
+        parts.append(_html.table(["status", "exchanges"], statuses))
+    if rows:
+        parts.append(
+            "<div style='font-weight:600;margin-top:6px'>"
+            f"Latest failed exchanges{escape(note)}</div>"
+            + _html.table(["method", "url", "uid", "status", "attempt", "answer"], rows)
+        )
+    return _html.wrap("".join(parts))
 
 
 def _ok(status: int | None) -> bool:

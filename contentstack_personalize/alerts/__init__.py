@@ -17,6 +17,9 @@ Example::
     sync = Sync(client, match_on="user_id", mapping=..., state="users.db", alerts=alerts)
     result = sync.run(rows)   # every run is checked, also one that raises before sending
 
+``Rule`` here (also exported as ``AlertRule``) is the base of the alert rules; it is unrelated
+to :class:`contentstack_personalize.rules.Rule`, a condition of an audience definition.
+
 See ``docs/alerts.md``.
 """
 
@@ -34,6 +37,7 @@ from ._engine import (
 from ._records import Alert, AlertAction, AlertDeliveryError, AlertOutcome, redact_url
 from ._rules import (
     SEVERITIES,
+    AlertRule,
     DurationAbove,
     InvalidAbove,
     RejectedAbove,
@@ -61,6 +65,7 @@ __all__ = [
     "AlertAction",
     "AlertDeliveryError",
     "AlertOutcome",
+    "AlertRule",
     "Alerts",
     "CallableSink",
     "DurationAbove",

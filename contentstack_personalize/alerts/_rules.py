@@ -17,6 +17,7 @@ from ..state import RunRecord
 from ..sync import SyncResult
 
 __all__ = [
+    "AlertRule",
     "DurationAbove",
     "InvalidAbove",
     "Rule",
@@ -89,7 +90,11 @@ class Verdict:
 
 @attrs.frozen(kw_only=True)
 class Rule:
-    """Base of the alert rules. Subclasses implement :meth:`check`.
+    """Base of the alert rules (also named :data:`AlertRule`). Subclasses implement
+    :meth:`check`.
+
+    Not to be confused with :class:`contentstack_personalize.rules.Rule`, one condition of an
+    audience's definition in Personalize; this one judges a sync run.
 
     ``severity`` is one of ``info``, ``warning``, ``error``, ``critical``. ``name`` is the
     rule's stable identity: it keys the stored alert state and the PagerDuty ``dedup_key``.
@@ -120,6 +125,11 @@ class Rule:
     def check(self, result: SyncResult, previous: RunRecord | None) -> Verdict:
         """Judge one run; ``previous`` is the last finished run before it, if any."""
         raise NotImplementedError(f"{type(self).__name__} must implement check()")
+
+
+#: The base of the alert rules, by a name that cannot be mistaken for
+#: :class:`contentstack_personalize.rules.Rule` (an audience condition).
+AlertRule = Rule
 
 
 @attrs.frozen(kw_only=True)

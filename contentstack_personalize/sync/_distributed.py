@@ -95,8 +95,7 @@ def combine_results(
     max_issue_details: int = 10_000,
 ) -> SyncResult:
     """One result for a distributed run: counts summed, issues kept up to
-    ``max_issue_details``, the worst status, every partition's counts in
-    ``extras["partitions"]``."""
+    ``max_issue_details``, the worst status, every partition's result in ``partitions``."""
     counts = {name: sum(getattr(r, name) for r in results) for name in COUNT_NAMES}
     invalid: list[RowIssue] = []
     rejected: list[RowIssue] = []
@@ -127,9 +126,7 @@ def combine_results(
         issues_truncated=truncated,
         error="; ".join(errors) if errors else None,
         warnings=warnings,
-        extras={
-            "partitions": [{"run_id": r.run_id, "status": r.status, **r.counts()} for r in results]
-        },
+        partitions=tuple(results),
         **counts,
     )
 
@@ -276,7 +273,7 @@ class DistributedRun:
             )
         self._record(result.status, result.counts() | {"requests": result.requests}, result.error)
         if self.sync.alerts is not None:
-            result.extras["alerts"] = self.sync.alerts.evaluate(result, self.sync.state)
+            result = result.with_alerts(self.sync.alerts.evaluate(result, self.sync.state))
         self._release()
         return result
 

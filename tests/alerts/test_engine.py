@@ -440,6 +440,21 @@ def test_evaluate_alerts_function() -> None:
     assert got[0].run_status == "failed"
 
 
+def test_outcomes_attach_to_a_new_result(store: StateStore) -> None:
+    alerts = Alerts(rules=[RunFailed()], sinks=[Recorder()])
+    result = failed()
+    with_alerts = result.with_alerts(run(alerts, store, result))
+    assert result.alerts == ()
+    assert [(o.rule, o.action, o.sink, o.ok) for o in with_alerts.alerts] == [
+        ("run_failed", "trigger", "rec", True)
+    ]
+    # An AlertOutcome gives everything a result reads of it (AlertOutcomeProtocol).
+    (outcome,) = with_alerts.alerts
+    for name in ("sync_name", "run_id", "rule", "severity", "action", "sink", "ok", "error"):
+        assert hasattr(outcome, name)
+    assert with_alerts.to_dict()["alerts"] == [outcome.to_dict()]
+
+
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="two alert rules are named 'run_failed'"):
         Alerts(rules=[RunFailed(), RunFailed(severity="critical")], sinks=[])

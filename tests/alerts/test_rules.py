@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contentstack_personalize import alerts, rules
 from contentstack_personalize.alerts import (
     DurationAbove,
     InvalidAbove,
@@ -157,3 +158,10 @@ def test_rules_are_frozen() -> None:
 def test_base_rule_needs_check() -> None:
     with pytest.raises(NotImplementedError):
         Rule().check(make_result(), None)
+
+
+def test_alert_rule_is_the_alert_rules_base_not_the_audience_rule() -> None:
+    assert alerts.AlertRule is alerts.Rule
+    assert issubclass(RunFailed, alerts.AlertRule)
+    assert alerts.AlertRule is not rules.Rule
+    assert "AlertRule" in alerts.__all__

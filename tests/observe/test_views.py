@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from contentstack_personalize import Exchange
+from contentstack_personalize import Exchange, _html
+from contentstack_personalize._optional import require_pandas
 from contentstack_personalize.debugger import Debugger
 from contentstack_personalize.sync import MemoryState, RowIssue, Sync, SyncResult
 from contentstack_personalize.testing import PersonalizeEmulator
@@ -210,3 +211,50 @@ def test_debugger_html_says_how_many_failures_are_not_shown() -> None:
     html = debugger._repr_html_()
     assert "Latest failed exchanges (20 of 25 held)" in html
     assert ">u24<" in html and ">u4<" not in html  # the latest ones
+
+
+class TestHtmlHelpers:
+    def test_cells_are_escaped_cut_and_json_for_non_strings(self) -> None:
+        assert _html.cell(HOSTILE) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+        assert _html.cell(None) == ""
+        assert _html.cell({"a": [1, "<b>"]}) == "{&quot;a&quot;: [1, &quot;&lt;b&gt;&quot;]}"
+        long = _html.cell("x" * 1000)
+        assert len(long) == _html.MAX_CELL and long.endswith("\u2026")
+
+    def test_headers_and_warnings_are_escaped(self) -> None:
+        html = _html.table([HOSTILE], [[HOSTILE]]) + _html.warnings([HOSTILE])
+        assert "<script>" not in html and html.count("&lt;script&gt;") == 3
+        assert _html.warnings([]) == ""
+
+
+def test_require_pandas_without_pandas_names_the_caller_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError) as info:
+        require_pandas("Thing.to_pandas()")
+    assert str(info.value) == (
+        "Thing.to_pandas() needs pandas, which is not installed: "
+        "pip install 'contentstack-personalize[pandas]'"
+    )
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_require_pandas_returns_the_module() -> None:
+    pd = pytest.importorskip("pandas")
+    assert require_pandas("x") is pd
+
+
+def test_a_result_view_without_issues_or_debugger() -> None:
+    html = result(
+        invalid=0, invalid_rows=(), rejected=0, rejected_rows=(), warnings=()
+    )._repr_html_()
+    assert "Invalid rows" not in html and "Rejected" not in html and "Warnings" not in html
+    assert "Debugger" not in html
+
+
+def test_debugger_html_with_no_failures_has_no_failure_table() -> None:
+    debugger = Debugger()
+    debugger(_exchange("ok", 200))
+    html = debugger._repr_html_()
+    assert "Latest failed exchanges" not in html and ">200<" in html
