@@ -60,12 +60,12 @@ from .resources import (
     AsyncUsers,
     Attributes,
     Audiences,
+    Call,
     Events,
     Experiences,
     Projects,
     Users,
 )
-from .resources._core import Call
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -38,7 +38,7 @@ from .rules import (
     flag_key,
     membership_rule,
 )
-from .sync._fields import Field
+from .sync import Field
 
 if TYPE_CHECKING:
     from .client import AsyncPersonalizeClient, PersonalizeClient

@@ -4,7 +4,7 @@ shared set of pure operations (``_ops.py``, run by the drivers in ``_core.py``).
 
 from __future__ import annotations
 
-from ._core import AsyncRequester, Requester
+from ._core import AsyncRequester, Call, Requester
 from .attributes import AsyncAttributes, Attributes
 from .audiences import AsyncAudiences, Audiences
 from .events import AsyncEvents, Events
@@ -13,6 +13,7 @@ from .projects import AsyncProjects, Projects
 from .users import AsyncUsers, Users
 
 __all__ = [
+    "Call",
     "AsyncAttributes",
     "AsyncAudiences",
     "AsyncEvents",
