@@ -33,7 +33,7 @@ from .._http import (
     send_with_retries,
 )
 from ..errors import ConfigurationError
-from ._secrets import LOG, transport_error
+from ._secrets import LOG, encoded_forms, transport_error
 
 __all__ = ["Call", "Op", "run_async", "run_sync"]
 
@@ -152,7 +152,12 @@ def _observer(on_exchange: ExchangeHook | None, call: Call) -> Observer | None:
     if on_exchange is None:
         return None
     request = call.request
-    masks: Iterable[str | None] = list(call.secrets)
+    # Longest first, and in every form an echo of it may take in a body.
+    masks: Iterable[str] = sorted(
+        {form for value in call.secrets if value for form in encoded_forms(value)},
+        key=len,
+        reverse=True,
+    )
     api = "oauth" if request.method == "POST" and request.url.path.endswith("/token") else "cma"
 
     def observe(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "LOG",
     "base_url",
     "clean_secret",
+    "encoded_forms",
     "epoch",
     "json_object",
     "optional_text",
@@ -111,8 +113,18 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def encoded_forms(value: str) -> set[str]:
+    """``value`` as a server may echo it: as it is, URL-encoded, or inside a JSON string as any
+    encoder writes it (non-ASCII escaped or not, ``/`` escaped or not)."""
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    return forms
+
+
 def _redact_bytes(content: bytes, secret_values: Iterable[str | None]) -> bytes:
-    forms = [f for v in secret_values if v for f in (v, json.dumps(v)[1:-1])]
+    forms = [f for v in secret_values if v for f in encoded_forms(v)]
     if not content or not forms:
         return content
     return scrub(content.decode("utf-8", errors="replace"), secrets=forms).encode("utf-8")
