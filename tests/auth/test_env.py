@@ -6,21 +6,9 @@ import datetime as dt
 
 import pytest
 
-from contentstack_personalize.auth import (
-    AuthToken,
-    OAuth,
-    auth_from_env,
-)
-from contentstack_personalize.errors import (
-    ConfigurationError,
-)
-from tests.auth._support import (
-    ACCESS,
-    ALL_MARKS,
-    AUTHTOKEN,
-    REFRESH,
-    SECRET,
-)
+from contentstack_personalize.auth import AuthToken, OAuth, auth_from_env
+from contentstack_personalize.errors import ConfigurationError
+from tests.auth._support import ACCESS, ALL_MARKS, AUTHTOKEN, REFRESH, SECRET
 
 # ---------------------------------------------------------------------------- environment
 

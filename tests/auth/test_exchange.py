@@ -11,16 +11,8 @@ import pytest
 import respx
 
 from contentstack_personalize._http import Exchange
-from contentstack_personalize.auth import (
-    PKCE,
-    aexchange_code,
-    exchange_code,
-)
-from contentstack_personalize.errors import (
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-)
+from contentstack_personalize.auth import PKCE, aexchange_code, exchange_code
+from contentstack_personalize.errors import APITimeoutError, AuthenticationError, ConfigurationError
 from tests.auth._support import (
     ACCESS,
     CODE,

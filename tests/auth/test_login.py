@@ -11,13 +11,7 @@ import pytest
 import respx
 
 from contentstack_personalize._http import AUTH_RETRY, Exchange
-from contentstack_personalize.auth import (
-    AuthToken,
-    alogin,
-    alogout,
-    login,
-    logout,
-)
+from contentstack_personalize.auth import AuthToken, alogin, alogout, login, logout
 from contentstack_personalize.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -25,13 +19,7 @@ from contentstack_personalize.errors import (
     BadRequestError,
     ConfigurationError,
 )
-from tests.auth._support import (
-    AUTHTOKEN,
-    CMA,
-    PASSWORD,
-    WRONG_PASSWORD,
-    login_ok,
-)
+from tests.auth._support import AUTHTOKEN, CMA, PASSWORD, WRONG_PASSWORD, login_ok
 
 # ---------------------------------------------------------------------------- login / logout
 

@@ -16,15 +16,8 @@ import httpx
 import pytest
 import respx
 
-from contentstack_personalize.auth import (
-    OAuth,
-    OAuthTokens,
-)
-from contentstack_personalize.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ServerError,
-)
+from contentstack_personalize.auth import OAuth, OAuthTokens
+from contentstack_personalize.errors import AuthenticationError, ConfigurationError, ServerError
 from tests.auth._support import (
     ACCESS,
     ALL_MARKS,

@@ -6,13 +6,8 @@ import urllib.parse
 
 import pytest
 
-from contentstack_personalize.auth import (
-    PKCE,
-    authorization_url,
-)
-from contentstack_personalize.errors import (
-    ConfigurationError,
-)
+from contentstack_personalize.auth import PKCE, authorization_url
+from contentstack_personalize.errors import ConfigurationError
 
 # ---------------------------------------------------------------------------- PKCE and authorize
 

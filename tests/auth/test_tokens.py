@@ -6,17 +6,9 @@ import httpx
 import pytest
 import respx
 
-from contentstack_personalize.auth import (
-    AuthToken,
-    ManagementToken,
-)
-from contentstack_personalize.errors import (
-    ConfigurationError,
-)
-from tests.auth._support import (
-    API,
-    AUTHTOKEN,
-)
+from contentstack_personalize.auth import AuthToken, ManagementToken, OAuthTokens
+from contentstack_personalize.errors import ConfigurationError
+from tests.auth._support import ACCESS, API, AUTHTOKEN, NEW_ACCESS, NEW_REFRESH
 
 # ---------------------------------------------------------------------------- AuthToken
 
@@ -69,3 +61,51 @@ def test_management_token_refused() -> None:
     assert "management token" in message
     assert "AuthToken" in message and "OAuth" in message
     assert "MARK-management" not in message
+
+
+# ---------------------------------------------------------------------------- OAuthTokens
+
+
+def test_tokens_from_the_token_endpoint() -> None:
+    tokens = OAuthTokens.from_api(
+        {
+            "access_token": f" {NEW_ACCESS} ",
+            "refresh_token": NEW_REFRESH,
+            "expires_in": "3600",
+            "organization_uid": "org-9",
+            "user_uid": "user-7",
+        },
+        now=1000.0,
+    )
+    assert tokens == OAuthTokens(
+        access_token=NEW_ACCESS,
+        refresh_token=NEW_REFRESH,
+        expires_at=4600.0,
+        organization_uid="org-9",
+        user_uid="user-7",
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"expires_in": 60.5}, {"expires_at": 1060.5}),
+        ({"expires_in": True}, {"expires_at": None}),
+        ({"expires_in": "soon"}, {"expires_at": None}),
+        ({"refresh_token": "  "}, {"refresh_token": None}),
+        ({"refresh_token": 42}, {"refresh_token": None}),
+        ({"organization_uid": "", "user_uid": 7}, {"organization_uid": None, "user_uid": None}),
+    ],
+)
+def test_tokens_ignore_what_they_cannot_use(
+    extra: dict[str, object], expected: dict[str, object]
+) -> None:
+    tokens = OAuthTokens.from_api({"access_token": ACCESS, **extra}, now=1000.0)
+    for name, value in expected.items():
+        assert getattr(tokens, name) == value
+
+
+@pytest.mark.parametrize("data", [{}, {"access_token": "  "}, {"access_token": 1}])
+def test_tokens_need_an_access_token(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="without an access_token"):
+        OAuthTokens.from_api(data, now=0.0)
