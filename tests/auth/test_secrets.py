@@ -157,7 +157,8 @@ def _logout(
     token = AuthToken(AUTHTOKEN)
     if use_async:
         return alogout(token, cma_url=CMA, transport=transport)
-    return logout(token, cma_url=CMA, transport=transport)
+    logout(token, cma_url=CMA, transport=transport)
+    return None
 
 
 def _refresh(
