@@ -33,7 +33,7 @@ from .._http import (
     send_with_retries,
 )
 from ..errors import ConfigurationError
-from ._secrets import LOG, encoded_forms, transport_error
+from ._secrets import LOG, encoded_forms, redacted_repr, transport_error
 
 __all__ = ["Call", "Op", "run_async", "run_sync"]
 
@@ -51,7 +51,7 @@ class Call:
     request: httpx.Request
     what: str
     auth: httpx.Auth | None = None
-    secrets: tuple[str | None, ...] = ()
+    secrets: tuple[str | None, ...] = attrs.field(default=(), repr=redacted_repr)
 
 
 Op = Generator[Call, httpx.Response, T]

@@ -399,7 +399,7 @@ class OAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        """Run :meth:`_flow` with blocking I/O and a thread lock."""
+        """Refresh if due, send with the token, and refresh and replay once on a 401 (threads)."""
         request.read()
         flow = self._flow(request)
         held = False
@@ -428,7 +428,7 @@ class OAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Run :meth:`_flow` with async I/O and the running event loop's lock."""
+        """Async twin of :meth:`sync_auth_flow` (the same flow; one lock per event loop)."""
         await request.aread()
         flow = self._flow(request)
         held: asyncio.Lock | None = None

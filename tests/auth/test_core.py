@@ -332,3 +332,12 @@ def test_a_broken_exchange_hook_is_logged_not_raised(
     assert "exchange hook" in caplog.text
     for mark in ALL_MARKS:
         assert mark not in caplog.text
+
+
+def test_a_call_hides_its_secrets() -> None:
+    op = login_op("me@example.com", PASSWORD, tfa_token="MARK-tfa-0011", cma_url=CMA)
+    call = next(op)
+    op.close()
+    assert call.secrets == (PASSWORD, "MARK-tfa-0011")
+    assert PASSWORD not in repr(call) and "MARK-tfa" not in repr(call)
+    assert "secrets='[REDACTED]'" in repr(call)
