@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contentstack_personalize._http import Exchange
 from contentstack_personalize.auth import (
@@ -271,3 +273,18 @@ def test_transport_errors_name_the_call_not_the_request() -> None:
     assert isinstance(refused, APIConnectionError) and "login failed: no answer" in str(refused)
     for error in (timeout, refused):
         assert error.request is None and PASSWORD not in repr(error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40).filter(
+        lambda s: s.strip() == s and "REDACTED" not in s
+    ),
+    shape=st.integers(min_value=0, max_value=6),
+)
+def test_any_echoed_secret_is_blanked(secret: str, shape: int) -> None:
+    content = _bodies(secret)[shape]
+    response = httpx.Response(400, content=content, request=httpx.Request("POST", TOKEN_URL))
+    error = safe_error(response, secret_values=[secret])
+    for text in _texts(error):
+        assert secret not in text
