@@ -277,7 +277,7 @@ def test_transport_errors_name_the_call_not_the_request() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40).filter(
+    secret=st.text(st.characters(exclude_categories=["Cs"]), min_size=6, max_size=40).filter(
         lambda s: s.strip() == s and "REDACTED" not in s
     ),
     shape=st.integers(min_value=0, max_value=6),
