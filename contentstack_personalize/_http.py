@@ -8,12 +8,15 @@ Nothing here performs I/O; the thin shells in ``client.py`` do.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import re
 import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -580,14 +583,23 @@ def make_exchange(
     return exchange
 
 
+def encoded_forms(value: str) -> set[str]:
+    """``value`` as a server may echo it: as it is, URL-encoded, or inside a JSON string as any
+    encoder writes it (non-ASCII escaped or not, ``/`` escaped or not)."""
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    for ensure_ascii in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    return forms
+
+
 def _masked(text: str | None, secrets: Iterable[str]) -> str | None:
     if text is None:
         return None
-    from urllib.parse import quote_plus
-
-    for secret in secrets:
-        for form in {secret, quote_plus(secret)}:
-            text = text.replace(form, REDACTED)
+    # Longest first, so a secret inside another form of itself is masked whole.
+    forms = sorted({form for secret in secrets for form in encoded_forms(secret)}, key=len)
+    for form in reversed(forms):
+        text = text.replace(form, REDACTED)
     return text
 
 
@@ -777,8 +789,6 @@ async def asend_with_retries(
         last, attempts = await asend_with_retries(RetryPolicy(), send_once)
     """
     if sleep is None:
-        import asyncio
-
         sleep = asyncio.sleep
     number = 0
     while True:

@@ -396,3 +396,39 @@ class TestManagementLimiter:
         for i in range(len(starts) - 10):
             assert starts[i + 10] - starts[i] >= 1.0  # never 11 starts within one second
         assert starts[-1] - starts[0] < 2 * 1.05 + 1e-9  # and no slower than the window allows
+
+
+def test_an_echoed_secret_is_masked_in_every_encoded_form() -> None:
+    """A server may echo a secret URL-encoded or inside a JSON string (non-ASCII and ``/``
+    escaped or not): the exchange record masks every form, not only the raw text."""
+    import json as _json
+    from urllib.parse import quote, quote_plus
+
+    from contentstack_personalize._http import REDACTED, make_exchange
+
+    secret = 'pässwörd/"x" 1'
+    forms = [
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        _json.dumps(secret)[1:-1],
+        _json.dumps(secret, ensure_ascii=False)[1:-1],
+        _json.dumps(secret)[1:-1].replace("/", "\\/"),
+    ]
+    request = httpx.Request("POST", "https://example.test/login")
+    response = httpx.Response(400, content=" | ".join(forms).encode(), request=request)
+    exchange = make_exchange(
+        api="cma",
+        request=request,
+        response=response,
+        started_at=0.0,
+        duration=0.0,
+        attempt=1,
+        error=None,
+        will_retry=False,
+        max_body_bytes=10_000,
+        secrets=[secret],
+    )
+    body = exchange.response_body or ""
+    assert body.count(REDACTED) == len(forms), body
+    assert "ss" not in body.replace(REDACTED, "")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from .._http import REDACTED, describe_exception, scrub
+from .._http import REDACTED, describe_exception, encoded_forms, scrub
 from ..errors import (
     APIConnectionError,
     APIStatusError,
@@ -111,16 +110,6 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def encoded_forms(value: str) -> set[str]:
-    """``value`` as a server may echo it: as it is, URL-encoded, or inside a JSON string as any
-    encoder writes it (non-ASCII escaped or not, ``/`` escaped or not)."""
-    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
-    for ensure_ascii in (True, False):
-        escaped = json.dumps(value, ensure_ascii=ensure_ascii)[1:-1]
-        forms |= {escaped, escaped.replace("/", "\\/")}
-    return forms
 
 
 def _redact_bytes(content: bytes, secret_values: Iterable[str | None]) -> bytes:
