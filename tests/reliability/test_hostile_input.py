@@ -17,9 +17,10 @@ every example:
 - what is sent, and what is reported (``to_dict()``), round-trips through strict JSON.
 
 The expected outcome of every row is computed here by an independent oracle written from the
-documented rules, not from the engine's code. Inputs that hit a known, unfixed bug are set
-aside with ``assume(not known_bug(...))``; each such bug has a strict xfail test below, which
-fails once the bug is fixed so that the exclusion is removed with it.
+documented rules, not from the engine's code. Generated rows that hit a known, unfixed bug are
+set aside (``assume(not rows_hit_a_known_bug(rows))``); every known bug has a strict xfail test
+at the end of this file, which fails once the bug is fixed, so that its exclusion in
+``known_bug`` is removed with it.
 """
 
 from __future__ import annotations
