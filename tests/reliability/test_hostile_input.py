@@ -291,15 +291,18 @@ SCALARS = st.one_of(
     FOREIGN,
 )
 DICT_KEYS = st.one_of(TEXT, st.integers(0, 3), st.none(), st.builds(BrokenKey))
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
+
+
+def _nest(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.lists(inner, max_size=4),
         st.lists(inner, max_size=3).map(tuple),
         st.dictionaries(DICT_KEYS, inner, max_size=3),
-    ),
-    max_leaves=6,
-)
+    )
+
+
+VALUES = st.recursive(SCALARS, _nest, max_leaves=6)
+
 UIDS = st.one_of(
     st.sampled_from(["u1", "u2", "u3", "u 4", "42", " u5", "u6 ", "ü7", "x" * 1025, "y" * 1024]),
     st.integers(min_value=-5, max_value=50),
