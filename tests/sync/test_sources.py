@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from contentstack_personalize import ConfigurationError
 from contentstack_personalize.sync import Field, Sync, from_csv, from_sql
 from contentstack_personalize.sync._sources import open_source
 from contentstack_personalize.testing import PersonalizeEmulator
+from tests._invariants import assert_accounted
 
 EXPECTED = {
     "1": {"plan": "gold", "ltv": 10.5},
@@ -65,6 +67,41 @@ def test_csv_errors_are_configuration_errors(client: Any, tmp_path: Path) -> Non
     wrong.write_text("id,plan,ltv\n1,gold,1\n")
     with pytest.raises(ConfigurationError, match=r"\['user_id'\] not found"):
         run(client, wrong)
+
+
+def test_csv_rows_with_extra_fields_are_invalid(
+    emulator: PersonalizeEmulator, client: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text("user_id,plan\na,gold\nb,silver,extra\n")
+    result = Sync(client, match_on="user_id", mapping={"plan": "plan"}).run(path)
+    assert_accounted(result, read=2)
+    assert result.invalid == 1 and "more fields than the header" in result.invalid_rows[0].reason
+    assert result.invalid_rows[0].row == 2
+    assert list(emulator.users()) == ["a"]
+
+
+def test_csv_duplicate_header_is_a_configuration_error(
+    emulator: PersonalizeEmulator, client: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text("user_id,plan,plan\na,gold,silver\n")
+    with pytest.raises(ConfigurationError, match="more than once"):
+        Sync(client, match_on="user_id", mapping={"plan": "plan"}).run(path)
+    assert emulator.users() == {}
+
+
+def test_csv_decoding_error_names_the_line(
+    emulator: PersonalizeEmulator, client: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"user_id,plan\n" + b"a,gold\n" * 3000 + b"b,\xff\xfe\n")
+    with pytest.raises(ConfigurationError, match="encoding") as info:
+        Sync(client, match_on="user_id", mapping={"plan": "plan"}).run(path)
+    # the decoder reads ahead, so the message names the last line read before the bad one
+    line = re.search(r"after line (\d+)", str(info.value))
+    assert line is not None and 1 <= int(line.group(1)) < 3002, str(info.value)
+    assert emulator.users() == {}  # the run stops before anything is sent
 
 
 def make_db() -> sqlite3.Connection:
@@ -130,6 +167,15 @@ def test_pandas_types(emulator: PersonalizeEmulator, client: Any) -> None:
         "flag": True,
     }
     assert emulator.user_attributes("2") == {"flag": False}
+
+
+def test_pandas_integer_column_names(emulator: PersonalizeEmulator, client: Any) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([["a", "gold"], ["b", "silver"]])  # columns 0 and 1
+    result = Sync(client, match_on="0", mapping={"1": "plan"}).run(frame)
+    assert_accounted(result, read=2)
+    assert result.added == 2
+    assert emulator.users() == {"a": {"plan": "gold"}, "b": {"plan": "silver"}}
 
 
 def test_polars_dataframe(emulator: PersonalizeEmulator, client: Any) -> None:
