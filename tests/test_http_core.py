@@ -432,3 +432,17 @@ def test_an_echoed_secret_is_masked_in_every_encoded_form() -> None:
     body = exchange.response_body or ""
     assert body.count(REDACTED) == len(forms), body
     assert "ss" not in body.replace(REDACTED, "")
+
+
+@pytest.mark.parametrize(
+    ("rate", "n", "seconds"), [(0.5, 3, 4.0), (1.5, 4, 2.0), (2.5, 6, 1.6), (10, 25, 2.0)]
+)
+def test_fractional_rate_limits(rate: float, n: int, seconds: float) -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate, 1.0, margin=0.0, clock=lambda: now[0])
+    starts = [limiter.reserve() for _ in range(n)]
+    # the long-run rate is exactly `rate`: the n-th start is no earlier than (n - burst) / rate
+    assert starts[-1] == pytest.approx(seconds)
+    assert starts == sorted(starts)
+    burst = max(1, int(rate))
+    assert starts[:burst] == [0.0] * burst
