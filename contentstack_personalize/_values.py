@@ -87,6 +87,10 @@ def is_null(value: Any) -> bool:
         return True
     if name in ("datetime64", "timedelta64"):
         return str(value) == "NaT"
+    if isinstance(value, Decimal):
+        return value.is_nan()  # quiet and signalling (comparing an sNaN raises)
+    if isinstance(value, enum.Enum):  # sent as its value, so null when its value is
+        return is_null(value.value)
     try:
         return bool(value != value)  # NaN-like objects, e.g. numpy.float64('nan'), Decimal NaN
     except Exception:
@@ -133,6 +137,8 @@ def normalize(value: Any, _depth: int = 0) -> Any:
         raise InvalidValue(f"{value} is not a finite number")
     if value is MISSING:
         return None
+    if t.__name__ in ("NaTType", "NAType"):  # pandas' NaT is a datetime subclass: not a date
+        return None
     if _depth > 32:
         raise InvalidValue("value is nested more than 32 levels deep")
     if isinstance(value, enum.Enum):  # str(Plan.GOLD) is "Plan.GOLD" on Python 3.11+
@@ -150,6 +156,8 @@ def normalize(value: Any, _depth: int = 0) -> Any:
             if value.is_nan():
                 return None
             raise InvalidValue(f"{value} is not a finite number")
+        if value.is_zero():
+            return 0  # 0E+5000 is zero, however large its exponent
         if value.adjusted() > _MAX_DIGITS:
             raise InvalidValue(_TOO_LARGE)
         if value == value.to_integral_value():

@@ -524,14 +524,6 @@ def oracle_cell(value: Any) -> Any:
 
 def known_bug(value: Any, top: bool = True) -> str | None:
     """The known, unfixed bug ``value`` hits as a cell (see the xfail tests), or ``None``."""
-    if top and isinstance(value, Decimal) and value.is_snan():
-        return "a top-level sNaN is sent as null"
-    if top and isinstance(value, enum.Enum) and _is_null(value.value):
-        return "a top-level enum with a null value is sent as null"
-    if isinstance(value, Decimal) and value.is_zero() and value.adjusted() > 1000:
-        return "Decimal zero with a huge exponent is refused"
-    if not top and pd is not None and value is pd.NaT:
-        return "a nested pandas NaT is sent as the text 'NaT'"
     if isinstance(value, (list, tuple)):
         return next(filter(None, (known_bug(v, top=False) for v in value)), None)
     if isinstance(value, dict):
@@ -1016,17 +1008,9 @@ def test_objects_with_broken_dunders_make_the_row_invalid(cls: type, where: str)
     [
         (Decimal("NaN"), None),
         (math.nan, None),
-        pytest.param(
-            Decimal("sNaN"),
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: a cell that is null only once normalised (Decimal sNaN, an enum "
-                "member whose value is None or NaN) is sent as JSON null despite null='skip'",
-            ),
-        ),
-        pytest.param(NullValued.NONE, None, marks=pytest.mark.xfail(strict=True, reason="same")),
-        pytest.param(NullValued.NAN, None, marks=pytest.mark.xfail(strict=True, reason="same")),
+        (Decimal("sNaN"), None),
+        (NullValued.NONE, None),
+        (NullValued.NAN, None),
         (Plan.GOLD, "gold"),
     ],
     ids=["decimal-nan", "float-nan", "decimal-snan", "enum-none", "enum-nan", "enum-gold"],
@@ -1044,11 +1028,6 @@ def test_a_null_cell_is_skipped_and_keeps_the_old_value(value: Any, sent: Any) -
     assert emulator.user_attributes("u1") == {"v": "old" if sent is None else sent}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Decimal zero with an exponent above 4000 (Decimal('0E+5000')) is refused as "
-    "'too large (more than 4,000 digits)' instead of sent as 0 (an integral Decimal is an int)",
-)
 def test_decimal_zero_with_a_huge_exponent_is_zero() -> None:
     result, emulator = run_one([{"id": "u1", "v": Decimal("0E+5000")}])
     assert result.invalid == 0, result.invalid_rows
@@ -1107,11 +1086,6 @@ def test_an_unprintable_attribute_key_is_a_configuration_error() -> None:
 
 
 @pytest.mark.skipif(pd is None, reason="pandas is not installed")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a pandas NaT inside a list or dict is sent as the text 'NaT' instead of null "
-    "(NaTType is a datetime subclass, so normalize() formats it before checking for nulls)",
-)
 def test_a_nested_pandas_nat_is_null() -> None:
     result, emulator = run_one([{"id": "u1", "v": [pd.NaT, 1]}])
     assert result.invalid == 0
