@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..client import AsyncPersonalizeClient, PersonalizeClient
 from ..debugger import Debugger
@@ -41,7 +41,7 @@ from ..errors import (
     SyncAbortedError,
     TransportError,
 )
-from ..state import RunRecord, StateStore, open_state
+from ..state import ChangeLogMode, RunRecord, StateStore, open_state
 from ._abort import AbortRule
 from ._blocking import CALLER, run_blocking
 from ._client_access import AnyClient, ClientCalls, async_twin, has_own_http_client
@@ -57,6 +57,7 @@ from ._distributed import (
 from ._execute import Executor
 from ._fields import CompiledField, Field, FieldSpec, compile_mapping
 from ._load import Loader, uid_from_value
+from ._options import OnDuplicate, Option, SyncOptions
 from ._preflight import NO_MANAGEMENT, Preflight, PreflightFailed, preflight
 from ._progress import ProgressArg, make_progress
 from ._result import Plan, RunStatus, SyncResult
@@ -74,7 +75,6 @@ __all__ = ["OnDuplicate", "Sync", "uid_from_value"]
 
 logger = logging.getLogger("contentstack_personalize.sync")
 
-OnDuplicate = Literal["reject_all", "first", "last"]
 _T = TypeVar("_T")
 
 #: Seconds a run's lock lasts unless renewed (every quarter of it) by the running process.
@@ -144,13 +144,35 @@ class Sync:
         print(result.summary())
     """
 
+    match_on = Option[str]()
+    on_duplicate = Option[OnDuplicate]()
+    concurrency = Option[int]()
+    requests_per_second = Option["float | None"]()
+    check_attributes = Option[bool]()
+    create_missing_attributes = Option[bool]()
+    max_rejection_ratio = Option[float]()
+    min_sample = Option[int]()
+    raise_on_abort = Option[bool]()
+    commit_every = Option[int]()
+    commit_interval = Option[float]()
+    chunk_size = Option[int]()
+    max_issue_details = Option[int]()
+    type_check = Option[TypeCheck]()
+    debugger = Option["bool | Debugger | None"]()
+    alerts = Option["Alerts | None"]()
+    lock_timeout = Option[float]()
+    stop_grace = Option[float]()
+    spool_dir = Option["str | None"]()
+    change_log = Option[ChangeLogMode]()
+    change_log_days = Option[float]()
+
     def __init__(
         self,
         client: AnyClient,
         *,
         match_on: str,
         mapping: Mapping[str, FieldSpec] | Sequence[Field],
-        state: StateStore | str | Any = None,
+        state: str | os.PathLike[str] | StateStore | None = None,
         name: str | None = None,
         on_duplicate: OnDuplicate = "reject_all",
         concurrency: int = 32,
@@ -171,38 +193,37 @@ class Sync:
         lock_timeout: float = 0.0,
         stop_grace: float = 10.0,
         spool_dir: str | os.PathLike[str] | None = None,
+        change_log: ChangeLogMode = "values",
+        change_log_days: float = 30.0,
     ) -> None:
         if not isinstance(client, (PersonalizeClient, AsyncPersonalizeClient)):
             raise ConfigurationError(
                 "client must be a PersonalizeClient or AsyncPersonalizeClient, "
                 f"not {type(client).__name__}"
             )
-        if not isinstance(match_on, str) or not match_on:
-            raise ConfigurationError(
-                "match_on must name the column holding the Personalize User UID, "
-                'e.g. match_on="user_id"'
-            )
-        if type_check not in ("warn", "coerce", "reject", "off"):
-            raise ConfigurationError("type_check must be 'warn', 'coerce', 'reject' or 'off'")
-        if on_duplicate not in ("reject_all", "first", "last"):
-            raise ConfigurationError("on_duplicate must be 'reject_all', 'first' or 'last'")
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError("concurrency must be a positive integer")
-        if requests_per_second is not None and requests_per_second <= 0:
-            raise ConfigurationError("requests_per_second must be positive (or None)")
-        if not 0 < max_rejection_ratio <= 1:
-            raise ConfigurationError("max_rejection_ratio must be in (0, 1]")
-        if not isinstance(lock_timeout, (int, float)) or not lock_timeout >= 0:
-            raise ConfigurationError(
-                "lock_timeout must be a number of seconds >= 0 (0: fail at once when another "
-                "run of this sync holds its lock)"
-            )
-        if not isinstance(stop_grace, (int, float)) or not stop_grace >= 0:
-            raise ConfigurationError("stop_grace must be a number of seconds >= 0")
-        if commit_every < 1 or commit_interval <= 0 or chunk_size < 1 or min_sample < 1:
-            raise ConfigurationError(
-                "commit_every, commit_interval, chunk_size and min_sample must be positive"
-            )
+        self.options = SyncOptions(
+            match_on=match_on,
+            on_duplicate=on_duplicate,
+            concurrency=concurrency,
+            requests_per_second=requests_per_second,
+            check_attributes=check_attributes,
+            create_missing_attributes=create_missing_attributes,
+            max_rejection_ratio=max_rejection_ratio,
+            min_sample=min_sample,
+            raise_on_abort=raise_on_abort,
+            commit_every=commit_every,
+            commit_interval=commit_interval,
+            chunk_size=chunk_size,
+            max_issue_details=max_issue_details,
+            type_check=type_check,
+            debugger=debugger,
+            alerts=alerts,
+            lock_timeout=lock_timeout,
+            stop_grace=stop_grace,
+            spool_dir=spool_dir,
+            change_log=change_log,
+            change_log_days=change_log_days,
+        )
         project = client.project_uid
         if not project:
             raise ConfigurationError(
@@ -210,35 +231,9 @@ class Sync:
                 "CONTENTSTACK_PERSONALIZE_PROJECT_UID)"
             )
         self.client = client
-        self.match_on = match_on
         self.fields: list[CompiledField] = compile_mapping(mapping)
         self.name = name or f"{project}/{match_on}"
-        self.on_duplicate: OnDuplicate = on_duplicate
-        self.concurrency = concurrency
-        self.requests_per_second = requests_per_second
-        self.check_attributes = check_attributes
-        self.create_missing_attributes = create_missing_attributes
-        self.max_rejection_ratio = max_rejection_ratio
-        self.min_sample = min_sample
-        self.raise_on_abort = raise_on_abort
-        self.commit_every = commit_every
-        self.commit_interval = commit_interval
-        self.chunk_size = chunk_size
-        self.max_issue_details = max_issue_details
         self._sender = sender
-        if debugger is not None and not isinstance(debugger, (bool, Debugger)):
-            raise ConfigurationError("debugger must be None, True, False or a Debugger(...)")
-        self.debugger = debugger
-        self.alerts = alerts
-        self.type_check: TypeCheck = type_check
-        self.lock_timeout = float(lock_timeout)
-        self.spool_dir = os.fspath(spool_dir) if spool_dir is not None else None
-        if self.spool_dir is not None and not os.path.isdir(self.spool_dir):
-            raise ConfigurationError(
-                f"spool_dir {self.spool_dir!r} is not a directory; create it or point spool_dir= "
-                "at a disk with room for the run's rows (about 190 MB per million)"
-            )
-        self.stop_grace = float(stop_grace)
         self.state, self._owns_state = open_state(state)
         self._state_given = os.fspath(state) if isinstance(state, (str, os.PathLike)) else None
         self._said_no_management = False
@@ -373,7 +368,9 @@ class Sync:
             )
 
     @classmethod
-    def from_spec(cls, spec: SyncSpec, *, state: StateStore | str | None = None) -> Sync:
+    def from_spec(
+        cls, spec: SyncSpec, *, state: str | os.PathLike[str] | StateStore | None = None
+    ) -> Sync:
         """The sync a worker of a distributed run rebuilds from ``run.spec`` (see
         :meth:`begin_distributed`); ``state=`` overrides the shipped state, e.g. with a URL that
         carries a password from the worker's secret store."""
