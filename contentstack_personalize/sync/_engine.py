@@ -133,6 +133,13 @@ class Sync:
     - ``alerts``: an :class:`~contentstack_personalize.alerts.Alerts`, evaluated after every run
       (outcomes in ``result.extras["alerts"]``); a failing alert sink never fails the sync.
     - ``sender``: an :class:`EdgeSender` to use instead of the automatic choice.
+    - ``change_log``: with a state store that keeps a change log, what each run logs per user
+      it sent: the values sent and the values before (``"values"``, default), only digests of
+      them (``"digests"``), or nothing (``"off"``); ``change_log_days``: how long entries are
+      kept (default 30; older ones are pruned at the end of each run).
+
+    Every option is also an attribute (``sync.concurrency``...) backed by ``sync.options``;
+    assigning one validates it like the constructor does.
 
     Example::
 
@@ -766,6 +773,8 @@ class Sync:
             )
             holder["result"] = result
             recorder.finish(result, tally)
+            if self.change_log != "off":
+                recorder.prune_changes(self.change_log_days)
             observers.close()
             # After save_run, so rules comparing with the previous run see the history; not
             # when an operator interrupted the run (nobody needs paging for their own Ctrl-C).
@@ -801,6 +810,7 @@ class Sync:
             commit_every=self.commit_every,
             commit_interval=self.commit_interval,
             run_id=run_id,
+            change_log=self.change_log,
         )
         executor = Executor(
             sender,
