@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from ..client import AsyncPersonalizeClient, PersonalizeClient
 from ..debugger import Debugger
 from ..errors import (
@@ -685,8 +687,7 @@ class Sync:
         record = control.partition is None
         recorder = RunRecorder(store, self.name, run_id, record=record)
         recorder.start()
-        warnings: list[str] = []
-        type_issues: list[TypeIssue] = []
+        report = _Report()
         error: str | None = None
         cause: BaseException | None = None
         status: RunStatus = "failed"
@@ -704,20 +705,10 @@ class Sync:
             tally.progress = make_progress(progress)
             observers.callback(tally.progress.close)
             tally.progress.start(None, f"sync {self.name}")
-            try:
-                found = await self._preflight(create=True)
-            except (APIStatusError, TransportError) as exc:
-                raise PreflightFailed(exc) from exc
-            warnings = list(found.warnings)
             spool = Spool(self.spool_dir)
-            type_issues = await self._aload(rows, spool, tally, found, control)
-            tally.progress.start(tally.read, f"sync {self.name}")
-            warnings += [issue.describe() for issue in type_issues]
-            # Only the read count here: duplicates are judged while the changes are sent, so an
-            # invalid count now would disagree with the result's.
-            logger.info("sync %r run %s: read %d rows", self.name, run_id, tally.read)
-            if not control:
-                await self._execute(spool, tally, full, control, run_id)
+            await self._stages(
+                rows, spool, tally, report, full=full, control=control, run_id=run_id
+            )
             error = control.reason
             cause = control.cause
             status = outcome_status(tally, error)
@@ -749,13 +740,8 @@ class Sync:
             raise
         finally:
             if spool is not None:
-                try:
-                    # Rows the run never got to: each gets its not_sent outcome and reason.
-                    why = control.reason or error
-                    verb = "stopped" if control or status == "aborted" else "failed"
-                    tally.not_sent_rest(tally.unsettled(spool), f"not sent: the run {verb} ({why})")
-                finally:
-                    spool.close()
+                verb = "stopped" if control or status == "aborted" else "failed"
+                self._settle_rest(spool, tally, f"{verb} ({control.reason or error})", run_id)
             try:
                 tally.check()
             except CountMismatchError as exc:
@@ -767,8 +753,8 @@ class Sync:
                 tally,
                 status,
                 error=error,
-                warnings=warnings,
-                type_issues=type_issues,
+                warnings=report.warnings,
+                type_issues=report.type_issues,
                 debugger=debugger,
             )
             holder["result"] = result
@@ -788,6 +774,42 @@ class Sync:
                 f"sync {self.name!r} stopped early: {error}", result=result, cause=cause
             ) from cause
         return result
+
+    async def _stages(
+        self,
+        rows: Any,
+        spool: Spool,
+        tally: Tally,
+        report: _Report,
+        *,
+        full: bool,
+        control: RunControl,
+        run_id: str,
+    ) -> None:
+        """Pre-flight, load, then send and commit (unless the run was stopped meanwhile)."""
+        try:
+            found = await self._preflight(create=True)
+        except (APIStatusError, TransportError) as exc:
+            raise PreflightFailed(exc) from exc
+        report.warnings = list(found.warnings)
+        report.type_issues = await self._aload(rows, spool, tally, found, control)
+        tally.progress.start(tally.read, f"sync {self.name}")
+        report.warnings += [issue.describe() for issue in report.type_issues]
+        # Only the read count here: duplicates are judged while the changes are sent, so an
+        # invalid count now would disagree with the result's.
+        logger.info("sync %r run %s: read %d rows", self.name, run_id, tally.read)
+        if not control:
+            await self._execute(spool, tally, full, control, run_id)
+
+    def _settle_rest(self, spool: Spool, tally: Tally, why: str, run_id: str) -> None:
+        """Give each row the run never got to its not_sent outcome and reason; close the
+        spool."""
+        try:
+            tally.not_sent_rest(tally.unsettled(spool), f"not sent: the run {why}")
+        except Exception:  # the spool itself failed: the count check says so
+            logger.exception("sync %r run %s: could not read the spool", self.name, run_id)
+        finally:
+            spool.close()
 
     async def _execute(
         self, spool: Spool, tally: Tally, full: bool, control: RunControl, run_id: str
@@ -833,3 +855,11 @@ class Sync:
             finally:
                 if owns_sender:
                     await sender.aclose()
+
+
+@attrs.define
+class _Report:
+    """What a run found to report besides its counts."""
+
+    warnings: list[str] = attrs.field(factory=list)
+    type_issues: list[TypeIssue] = attrs.field(factory=list)

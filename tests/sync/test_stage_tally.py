@@ -4,9 +4,16 @@ run never got to get a not_sent outcome with a reason instead of a patched count
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import attrs
 import pytest
 
+from contentstack_personalize import PersonalizeClient
 from contentstack_personalize.errors import APIStatusError
+from contentstack_personalize.state import MemoryState
+from contentstack_personalize.sync import SendOutcome, Sync
 from contentstack_personalize.sync._diff import DiffBatch, Work
 from contentstack_personalize.sync._spool import Spool
 from contentstack_personalize.sync._tally import CountMismatchError, Tally
@@ -99,3 +106,90 @@ def test_details_are_capped_but_counts_are_not() -> None:
         tally.invalid_row(row, None, "bad")
     assert tally.invalid == 3 and len(tally.invalid_rows) == 2 and tally.truncated
     tally.check()
+
+
+# -- the tally in a run (a scripted sender, no network) -----------------------------------------
+
+
+class StopAfter:
+    """Acknowledges ``n`` users, then stops the sync (like SIGTERM) or crashes."""
+
+    def __init__(self, n: int, crash: bool = False) -> None:
+        self.n, self.crash = n, crash
+        self.sync: Any = None
+
+    async def send(self, user_uid: str, body: bytes) -> SendOutcome:
+        await asyncio.sleep(0)
+        if self.n == 0:
+            if self.crash:
+                raise RuntimeError("sender bug")
+            self.sync.stop("stopped by the test")
+        self.n -= 1
+        return SendOutcome(ok=True, attempts=1)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def run_with(sender: StopAfter, rows: list[dict[str, Any]], store: MemoryState) -> Any:
+    with PersonalizeClient("p1", read_env=False) as client:
+        sync = Sync(
+            client,
+            match_on="id",
+            mapping={"plan": "plan"},
+            state=store,
+            sender=sender,
+            concurrency=2,
+            check_attributes=False,
+            type_check="off",
+            raise_on_abort=False,
+        )
+        sender.sync = sync
+        return sync.run(rows)
+
+
+ROWS = [{"id": f"u{i}", "plan": "gold"} for i in range(2000)] + [{"id": None, "plan": "x"}]
+
+
+def test_a_stopped_run_gives_every_row_left_a_not_sent_issue() -> None:
+    result = run_with(StopAfter(10), ROWS, MemoryState())
+    assert result.status == "aborted"
+    assert result.read == 2001 and result.invalid == 1
+    assert result.added >= 10 and result.not_sent > 1000
+    assert (
+        result.read
+        == sum(getattr(result, k) for k in ("invalid", "unchanged", "added", "changed", "rejected"))
+        + result.not_sent
+    )
+    not_sent = [i for i in result.rejected_rows if i.kind == "not_sent"]
+    assert len(not_sent) == result.not_sent
+    assert {i.reason for i in not_sent} == {"not sent: the run stopped (stopped by the test)"}
+    assert len({i.row for i in not_sent}) == result.not_sent  # one issue per row
+
+
+def test_a_crashed_run_records_counts_that_add_up() -> None:
+    store = MemoryState()
+    with pytest.raises(RuntimeError, match="sender bug"):
+        run_with(StopAfter(5, crash=True), ROWS, store)
+    (record,) = store.runs("p1/id")
+    counts = record.counts
+    assert record.status == "failed"
+    assert counts["read"] == 2001
+    assert counts["read"] == sum(
+        counts[k] for k in ("invalid", "unchanged", "added", "changed", "rejected", "not_sent")
+    )
+
+
+def test_counts_that_do_not_add_up_fail_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug that loses the unchanged rows: the run says so instead of reporting wrong counts.
+    store = MemoryState()
+    run_with(StopAfter(10_000), ROWS[:5], store)
+    diffed = Tally.diffed
+
+    def losing(self: Tally, batch: DiffBatch, column: str | None = None) -> None:
+        diffed(self, attrs.evolve(batch, unchanged=0), column)
+
+    monkeypatch.setattr(Tally, "diffed", losing)
+    with pytest.raises(CountMismatchError, match="read 5 rows but 0 have an outcome"):
+        run_with(StopAfter(10_000), ROWS[:5], store)
+    assert store.runs("p1/id")[0].status == "failed"
