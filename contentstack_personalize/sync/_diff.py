@@ -18,8 +18,10 @@ from ..state import StateStore, UserState
 from ._spool import Spool
 from ._values import _encode_str
 
-__all__ = ["DiffBatch", "Work", "diff"]
+__all__ = ["DiffBatch", "OnDuplicate", "Work", "diff"]
 
+#: A UID appearing more than once in one run: every occurrence is invalid, or the first or the
+#: last one wins (the others are invalid).
 OnDuplicate = Literal["reject_all", "first", "last"]
 
 

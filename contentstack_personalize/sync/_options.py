@@ -8,13 +8,14 @@ assignment, so ``sync.concurrency = 0`` is refused like ``Sync(..., concurrency=
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
 from ..debugger import Debugger
 from ..errors import ConfigurationError
 from ..state import CHANGE_LOG_MODES, ChangeLogMode
+from ._diff import OnDuplicate
 from ._sources import DEFAULT_CHUNK
 from ._typecheck import TypeCheck
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OPTION_NAMES", "OnDuplicate", "Option", "SyncOptions"]
 
-OnDuplicate = Literal["reject_all", "first", "last"]
 _T = TypeVar("_T")
 
 
