@@ -117,3 +117,29 @@ async def test_the_adapter_calls_either_kind_of_client(kind: str) -> None:
             client.close()
         else:
             await client.aclose()
+
+
+async def test_the_twin_of_an_async_client_has_its_settings_and_its_own_connections() -> None:
+    import httpx
+
+    from contentstack_personalize.sync._client_access import async_twin, has_own_http_client
+
+    emulator = PersonalizeEmulator(seed=1, management_rate_limit=None)
+    options: Any = {"read_env": False, "auth": AuthToken(emulator.authtoken)}
+    client = AsyncPersonalizeClient(
+        emulator.project_uid, transport=emulator.async_transport(), **options
+    )
+    async with httpx.AsyncClient() as http:
+        own = AsyncPersonalizeClient(emulator.project_uid, http_client=http, read_env=False)
+        assert has_own_http_client(own) and not has_own_http_client(client)
+        await own.aclose()
+    twin = async_twin(client, max_connections=4)
+    try:
+        assert twin is not client
+        assert (twin.project_uid, twin.config) == (client.project_uid, client.config)
+        assert "plan_tier" in {a.key for a in await twin.attributes.ensure(["plan_tier"])}
+    finally:
+        await twin.aclose()
+    # Closing the twin leaves the client usable.
+    assert "plan_tier" in {a.key for a in await client.attributes.list()}
+    await client.aclose()
