@@ -196,6 +196,8 @@ def make_spec(sync: Sync, preflight: Any) -> SyncSpec:
             "commit_every": sync.commit_every,
             "lock_timeout": 0.0,
             "stop_grace": sync.stop_grace,
+            "change_log": sync.change_log,
+            "change_log_days": sync.change_log_days,
         },
         preflight=preflight,
     )
