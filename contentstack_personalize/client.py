@@ -755,20 +755,6 @@ class AsyncPersonalizeClient(_ClientCore):
             read_env=False,
         )
 
-    @classmethod
-    def _twin_of(
-        cls,
-        other: PersonalizeClient | AsyncPersonalizeClient,
-        *,
-        transport: httpx.AsyncBaseTransport | None,
-        max_connections: int,
-    ) -> AsyncPersonalizeClient:
-        """Deprecated inside the package: use ``other._async_twin(max_connections=...)``
-        (kept until every caller has moved)."""
-        return cls.from_settings(
-            other._sender_settings(), transport=transport, max_connections=max_connections
-        )
-
     async def aclose(self) -> None:
         """Close the connections this client opened (an injected ``http_client`` stays open)."""
         if not self._closed:

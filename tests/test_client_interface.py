@@ -31,11 +31,8 @@ PROJECT = "65f0a1b2c3d4e5f6a7b8c9d0"
 #: The members made for the rest of the package (documented in client.py's module docs).
 INTERFACE = {"_execute", "_sender_settings", "_async_twin", "_send_user_attributes"}
 
-#: Reads still to be removed: sync/_engine.py (``Sync._blocking``) reads
-#: ``client._user_http_client`` and ``client._transport`` and calls
-#: ``AsyncPersonalizeClient._twin_of``; all three become ``client._sender_settings()`` and
-#: ``client._async_twin(max_connections=...)``. Delete the entry once they are gone.
-KNOWN_EXCEPTIONS = {"sync/_engine.py": {"_user_http_client", "_transport", "_twin_of"}}
+#: Modules allowed to read more of a client than its interface (none: keep it that way).
+KNOWN_EXCEPTIONS: dict[str, set[str]] = {}
 
 
 # ----------------------------------------------------------------------------- private reads
@@ -323,20 +320,6 @@ def test_a_twin_is_refused_for_what_it_cannot_share() -> None:
     client = PersonalizeClient(PROJECT, transport=BlockingOnly(), read_env=False)
     with pytest.raises(ConfigurationError, match="cannot serve async"):
         client._async_twin(max_connections=2)
-
-
-async def test_the_old_twin_entry_point_builds_the_same_twin() -> None:
-    client = PersonalizeClient(**_every_option())
-    settings = client._sender_settings()
-    assert isinstance(settings.transport, httpx.AsyncBaseTransport)
-    old = AsyncPersonalizeClient._twin_of(client, transport=settings.transport, max_connections=4)
-    new = client._async_twin(max_connections=4)
-    try:
-        assert old._sender_settings() == new._sender_settings() == settings
-    finally:
-        await old.aclose()
-        await new.aclose()
-        client.close()
 
 
 def test_sender_settings_describe_the_clients_connections() -> None:

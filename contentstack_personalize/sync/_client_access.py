@@ -2,9 +2,10 @@
 
 - :class:`ClientCalls`: the Management calls of the pre-flight, typed, on either kind of client
   and without blocking the event loop.
-- :func:`has_own_http_client` and :func:`async_twin`: the only places where the engine looks at
-  a client's internals (to run a blocking run of an async client on a loop of its own). Nothing
-  else in ``sync/`` reads a private attribute of a client.
+- :func:`has_own_http_client` and :func:`async_twin`: what a blocking run of an async client
+  needs (a loop of its own, so a twin client for it), through the client's internal interface
+  (``_sender_settings()``, ``_async_twin()``; see ``client.py``). Nothing in ``sync/`` reads a
+  private attribute of a client.
 """
 
 from __future__ import annotations
@@ -50,12 +51,10 @@ class ClientCalls:
 def has_own_http_client(client: AsyncPersonalizeClient) -> bool:
     """Whether the caller gave this client its own ``httpx.AsyncClient`` (which belongs to one
     event loop, so a blocking run cannot use it)."""
-    return bool(client._user_http_client)
+    return client._sender_settings().user_http_client
 
 
 def async_twin(client: AsyncPersonalizeClient, *, max_connections: int) -> AsyncPersonalizeClient:
     """An async client with ``client``'s settings, credentials, transport and observers, for
     the event loop of one blocking run (close it with ``aclose()`` after the run)."""
-    return AsyncPersonalizeClient._twin_of(
-        client, transport=client._transport, max_connections=max_connections
-    )
+    return client._async_twin(max_connections=max_connections)
