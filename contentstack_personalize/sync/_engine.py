@@ -29,7 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -62,16 +62,13 @@ from ._load import Loader, uid_from_value
 from ._options import OnDuplicate, Option, SyncOptions
 from ._preflight import NO_MANAGEMENT, Preflight, PreflightFailed, preflight
 from ._progress import ProgressArg, make_progress
-from ._result import Plan, RunStatus, SyncResult
+from ._result import AlertEvaluator, Plan, RunStatus, SyncResult
 from ._run_record import RunRecorder, outcome_status
 from ._sender import EdgeSender, make_sender
 from ._sources import DEFAULT_CHUNK
 from ._spool import Spool
 from ._tally import CountMismatchError, Tally
 from ._typecheck import TypeCheck, TypeIssue
-
-if TYPE_CHECKING:
-    from ..alerts import Alerts
 
 __all__ = ["OnDuplicate", "Sync", "uid_from_value"]
 
@@ -132,8 +129,9 @@ class Sync:
       is invalid), ``"reject"`` (the row is invalid) or ``"off"``.
     - ``debugger``: ``True`` or a :class:`~contentstack_personalize.debugger.Debugger` records
       every API exchange of each run (``result.debugger``).
-    - ``alerts``: an :class:`~contentstack_personalize.alerts.Alerts`, evaluated after every run
-      (outcomes in ``result.extras["alerts"]``); a failing alert sink never fails the sync.
+    - ``alerts``: an :class:`~contentstack_personalize.alerts.Alerts` (any
+      :class:`AlertEvaluator`), evaluated after every run (outcomes in ``result.alerts``); a
+      failing alert sink never fails the sync.
     - ``sender``: an :class:`EdgeSender` to use instead of the automatic choice.
     - ``change_log``: with a state store that keeps a change log, what each run logs per user
       it sent: the values sent and the values before (``"values"``, default), only digests of
@@ -168,7 +166,7 @@ class Sync:
     max_issue_details = Option[int]()
     type_check = Option[TypeCheck]()
     debugger = Option["bool | Debugger | None"]()
-    alerts = Option["Alerts | None"]()
+    alerts = Option["AlertEvaluator | None"]()
     lock_timeout = Option[float]()
     stop_grace = Option[float]()
     spool_dir = Option["str | None"]()
@@ -198,7 +196,7 @@ class Sync:
         sender: EdgeSender | None = None,
         type_check: TypeCheck = "warn",
         debugger: bool | Debugger | None = None,
-        alerts: Alerts | None = None,
+        alerts: AlertEvaluator | None = None,
         lock_timeout: float = 0.0,
         stop_grace: float = 10.0,
         spool_dir: str | os.PathLike[str] | None = None,
@@ -305,7 +303,7 @@ class Sync:
             issues_truncated=tally.truncated,
             warnings=(*preflight.warnings, *(i.describe() for i in type_issues)),
             changes_db=spool.db,
-            extras={"type_issues": type_issues},
+            type_issues=tuple(type_issues),
         )
 
     def run(
@@ -712,16 +710,13 @@ class Sync:
             error = control.reason
             cause = control.cause
             status = outcome_status(tally, error)
-        except asyncio.CancelledError:
-            status, error, interrupted, raising = (
-                "aborted",
-                "interrupted (cancelled or Ctrl-C)",
-                True,
-                True,
-            )
+        except asyncio.CancelledError as exc:
+            status, error, cause = "aborted", "interrupted (cancelled or Ctrl-C)", exc
+            interrupted = raising = True
             raise
-        except KeyboardInterrupt:
-            status, error, interrupted, raising = "aborted", "interrupted (Ctrl-C)", True, True
+        except KeyboardInterrupt as exc:
+            status, error, cause = "aborted", "interrupted (Ctrl-C)", exc
+            interrupted = raising = True
             raise
         except StateStoreError as exc:
             # Not a crash of the run: it stops, with a result, like any other abort.
@@ -735,7 +730,7 @@ class Sync:
                 f"{type(cause).__name__}: {cause}"
             )
         except BaseException as exc:
-            status, raising = "failed", True
+            status, raising, cause = "failed", True, exc
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -755,6 +750,7 @@ class Sync:
                 error=error,
                 warnings=report.warnings,
                 type_issues=report.type_issues,
+                exception=cause,
                 debugger=debugger,
             )
             holder["result"] = result
@@ -765,7 +761,8 @@ class Sync:
             # After save_run, so rules comparing with the previous run see the history; not
             # when an operator interrupted the run (nobody needs paging for their own Ctrl-C).
             if self.alerts is not None and not interrupted and record:
-                result.extras["alerts"] = await self.alerts.aevaluate(result, store)
+                result = result.with_alerts(await self.alerts.aevaluate(result, store))
+                holder["result"] = result
         if mismatch is not None:
             raise mismatch
         if status == "aborted" and (self.raise_on_abort or control.signal is not None):

@@ -8,7 +8,7 @@ assignment, so ``sync.concurrency = 0`` is refused like ``Sync(..., concurrency=
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
@@ -16,11 +16,9 @@ from ..debugger import Debugger
 from ..errors import ConfigurationError
 from ..state import CHANGE_LOG_MODES, ChangeLogMode
 from ._diff import OnDuplicate
+from ._result import AlertEvaluator
 from ._sources import DEFAULT_CHUNK
 from ._typecheck import TypeCheck
-
-if TYPE_CHECKING:
-    from ..alerts import Alerts
 
 __all__ = ["OPTION_NAMES", "OnDuplicate", "Option", "SyncOptions"]
 
@@ -154,7 +152,7 @@ class SyncOptions:
         default="warn", validator=_choice("type_check", ("warn", "coerce", "reject", "off"))
     )
     debugger: bool | Debugger | None = attrs.field(default=None, validator=_debugger)
-    alerts: Alerts | None = None
+    alerts: AlertEvaluator | None = None
     lock_timeout: float = attrs.field(
         default=0.0,
         converter=_to_float,

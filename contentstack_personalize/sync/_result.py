@@ -309,16 +309,13 @@ class SyncResult:
         ``run_id``, ``status`` and the counts, as in 0.1).
         """
         _deprecated_extras("SyncResult", "result.type_issues, result.alerts, result.partitions")
-        return _LegacyExtras(
-            self,
-            {
-                "type_issues": list(self.type_issues),
-                "alerts": list(self.alerts),
-                "partitions": [
-                    {"run_id": p.run_id, "status": p.status, **p.counts()} for p in self.partitions
-                ],
-            },
-        )
+        return {
+            "type_issues": list(self.type_issues),
+            "alerts": list(self.alerts),
+            "partitions": [
+                {"run_id": p.run_id, "status": p.status, **p.counts()} for p in self.partitions
+            ],
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled to another process (a distributed run's worker): the error text travels, the
@@ -432,28 +429,6 @@ def _partition(value: SyncResult | Mapping[str, Any]) -> SyncResult:
         f"a partition is a SyncResult, not {type(value).__name__}; "
         "combine_results() builds them from the partitions' results"
     )
-
-
-class _LegacyExtras(dict[str, Any]):
-    """What ``extras`` returns: a fresh dict. Assigning ``"alerts"`` into it, the way 0.1
-    attached alert outcomes, still reaches the result (with a DeprecationWarning) until every
-    caller uses :meth:`SyncResult.with_alerts`; any other assignment changes only this dict."""
-
-    __slots__ = ("_owner",)
-
-    def __init__(self, owner: SyncResult, data: Mapping[str, Any]) -> None:
-        super().__init__(data)
-        self._owner = owner
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        if key == "alerts":
-            warnings.warn(
-                "result.extras['alerts'] = ... is deprecated; use result.with_alerts(outcomes)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            object.__setattr__(self._owner, "alerts", tuple(value))
 
 
 class _ChangeTable:

@@ -71,6 +71,7 @@ class RunRecorder:
         error: str | None,
         warnings: Sequence[str],
         type_issues: list[TypeIssue],
+        exception: BaseException | None = None,
         debugger: Any = None,
         finished: float | None = None,
     ) -> SyncResult:
@@ -95,7 +96,8 @@ class RunRecorder:
             rejected=tally.rejected,
             not_sent=tally.not_sent,
             retried=tally.retried,
-            extras={"type_issues": type_issues},
+            type_issues=tuple(type_issues),
+            exception=exception,
             debugger=debugger,
         )
 

@@ -150,24 +150,14 @@ class TestExtrasCompatibility:
         with pytest.raises(TypeError, match="a partition is a SyncResult, not dict"):
             make_result(partitions=[{"run_id": "p0", "read": 1}])
 
-    def test_assigning_alerts_into_extras_still_reaches_the_result(self) -> None:
-        # How 0.1 attached alert outcomes; kept working, with a warning, until callers move to
-        # with_alerts().
-        result = make_result()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            extras = result.extras
-        with pytest.warns(DeprecationWarning, match=r"use result\.with_alerts"):
-            extras["alerts"] = [outcome()]
-        assert result.alerts == (outcome(),)
-
-    def test_assigning_anything_else_into_extras_changes_nothing(self) -> None:
+    def test_assigning_into_extras_changes_nothing(self) -> None:
         result = make_result()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             extras = result.extras
             extras["type_issues"] = [type_issue()]
-        assert result.type_issues == ()
+            extras["alerts"] = [outcome()]
+        assert (result.type_issues, result.alerts) == ((), ())
 
 
 class TestException:
