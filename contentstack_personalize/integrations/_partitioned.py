@@ -14,8 +14,7 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError, SyncAbortedError
-from ..sync import DistributedRun, Partition, Sync, SyncResult, SyncSpec, partition_of
-from ..sync._engine import uid_from_value
+from ..sync import DistributedRun, Partition, Sync, SyncResult, SyncSpec, partition_of_value
 
 __all__ = [
     "PARTITION_COLUMN",
@@ -37,11 +36,8 @@ DEFAULT_LOCK_WAIT = 90.0
 
 
 def bucket_of(value: Any, count: int) -> int:
-    """The partition of a row from its match value, read exactly as the engine reads it (42,
-    42.0 and "42" are the same user). A value that is no usable UID goes to partition 0, whose
-    run reports the row invalid with the engine's own reason."""
-    uid, _ = uid_from_value(value)
-    return partition_of(uid, count) if uid is not None else 0
+    """The partition of a row from its match value (see :func:`partition_of_value`)."""
+    return partition_of_value(value, count)
 
 
 def check_partitions(partitions: Any) -> int:

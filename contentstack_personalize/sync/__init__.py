@@ -18,9 +18,10 @@ from ..state import (
     StateStore,
     UserState,
 )
-from ._distributed import DistributedRun, Partition, SyncSpec, combine_results, partition_of
+from ._distributed import DistributedRun, SyncSpec, combine_results
 from ._engine import OnDuplicate, Sync
 from ._fields import Field, FieldSpec, NullPolicy
+from ._partition import Partition, partition_of, partition_of_value
 from ._progress import Progress, make_progress
 from ._result import Change, Plan, RowIssue, RunStatus, SyncResult
 from ._sender import EdgeSender, HttpxSender, SendOutcome, ThreadedSender
@@ -60,4 +61,5 @@ __all__ = [
     "from_sql",
     "make_progress",
     "partition_of",
+    "partition_of_value",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import StateStoreError, SyncAbortedError, SyncInProgressError
 from ..state import LockInfo, StateStore
-from ._distributed import Partition
+from ._partition import Partition
 
 __all__ = ["LockKeeper", "RunControl", "handle_sigterm", "ahandle_sigterm"]
 

@@ -12,22 +12,18 @@ speculative execution) never runs it twice at once.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from ..errors import ConfigurationError
-from ..state import RunRecord
-from ._result import COUNT_NAMES, RowIssue, RunStatus, SyncResult
-
-if TYPE_CHECKING:
-    from ._control import LockKeeper
-    from ._engine import Sync
+from ..state import RunRecord, StateStore
+from ._control import LockKeeper
+from ._partition import Partition, partition_of
+from ._result import COUNT_NAMES, AlertEvaluator, RowIssue, RunStatus, SyncResult
 
 __all__ = ["DistributedRun", "Partition", "SyncSpec", "combine_results", "partition_of"]
 
@@ -35,47 +31,6 @@ __all__ = ["DistributedRun", "Partition", "SyncSpec", "combine_results", "partit
 _SECRET_HEADERS = frozenset(
     {"authorization", "authtoken", "proxy-authorization", "cookie", "x-api-key", "api_key"}
 )
-
-
-def partition_of(uid: str, count: int) -> int:
-    """The partition (``0 <= p < count``) a user UID belongs to: a stable hash (BLAKE2b of its
-    UTF-8 bytes), the same in every process, Python version and machine.
-
-    Example (PySpark): ``df.repartition(n, partition_udf("user_id"))`` where the UDF returns
-    ``partition_of(uid, n)``.
-    """
-    if not isinstance(count, int) or count < 1:
-        raise ConfigurationError(f"the partition count must be a positive integer, not {count!r}")
-    digest = hashlib.blake2b(uid.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
-
-
-def _check_index(instance: Any, attribute: Any, value: int) -> None:
-    if not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"partition index must be an integer >= 0, not {value!r}")
-
-
-def _check_count(instance: Any, attribute: Any, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"partition count must be an integer >= 1, not {value!r}")
-    if instance.index >= value:
-        raise ConfigurationError(f"partition index {instance.index} is not below count {value}")
-
-
-@attrs.frozen(kw_only=True)
-class Partition:
-    """One partition of a distributed run: rows whose UID is not in it are invalid."""
-
-    index: int = attrs.field(validator=_check_index)
-    count: int = attrs.field(validator=_check_count)
-    run_id: str | None = None
-
-    def lock_name(self, sync_name: str) -> str:
-        """The lock a partition run holds (the driver holds the sync's own name)."""
-        return f"{sync_name}#partition-{self.index}-of-{self.count}"
-
-    def owns(self, uid: str) -> bool:
-        return partition_of(uid, self.count) == self.index
 
 
 _STATUS_ORDER: dict[str, int] = {
@@ -170,7 +125,29 @@ def _state_text(given: Any, state: Any) -> str:
     return text
 
 
-def make_spec(sync: Sync, preflight: Any) -> SyncSpec:
+class _SpecSource(Protocol):
+    """What a spec is made from (a :class:`Sync`: its client, mapping and options)."""
+
+    client: Any
+    match_on: str
+    name: str
+    _state_given: Any
+    state: Any
+    on_duplicate: Any
+    concurrency: int
+    type_check: Any
+    max_rejection_ratio: float
+    min_sample: int
+    commit_every: int
+    stop_grace: float
+    change_log: Any
+    change_log_days: float
+
+    @property
+    def fields(self) -> Sequence[Any]: ...
+
+
+def make_spec(sync: _SpecSource, preflight: Any) -> SyncSpec:
     config = sync.client.config
     if not sync.client.project_uid:
         raise ConfigurationError("the client has no project uid")
@@ -203,6 +180,15 @@ def make_spec(sync: Sync, preflight: Any) -> SyncSpec:
     )
 
 
+class _RunOwner(_SpecSource, Protocol):
+    """What a distributed run needs of its sync besides the spec: its limits, alerts and
+    state."""
+
+    max_issue_details: int
+    alerts: AlertEvaluator | None
+    state: StateStore
+
+
 class DistributedRun:
     """The driver's side of one distributed run (see the module docstring): holds the sync's
     lock, records one run, and turns the partitions' results into one result.
@@ -218,7 +204,7 @@ class DistributedRun:
 
     def __init__(
         self,
-        sync: Sync,
+        sync: _RunOwner,
         count: int,
         keeper: LockKeeper,
         run_id: str,
@@ -309,7 +295,3 @@ class DistributedRun:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self._done:
             self.fail(exc if exc is not None else "the distributed run ended without finish()")
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]

@@ -50,16 +50,12 @@ from ._client_access import AnyClient, ClientCalls, async_twin, has_own_http_cli
 from ._commit import Committer
 from ._control import LockKeeper, RunControl, ahandle_sigterm, handle_sigterm
 from ._diff import diff
-from ._distributed import (
-    DistributedRun,
-    Partition,
-    SyncSpec,
-    new_run_id,
-)
+from ._distributed import DistributedRun, SyncSpec
 from ._execute import Executor
 from ._fields import CompiledField, Field, FieldSpec, compile_mapping
-from ._load import Loader, uid_from_value
+from ._load import Loader
 from ._options import OnDuplicate, Option, SyncOptions
+from ._partition import Partition, new_run_id
 from ._preflight import NO_MANAGEMENT, Preflight, PreflightFailed, preflight
 from ._progress import ProgressArg, make_progress
 from ._result import AlertEvaluator, Plan, RunStatus, SyncResult
@@ -69,6 +65,7 @@ from ._sources import DEFAULT_CHUNK
 from ._spool import Spool
 from ._tally import CountMismatchError, Tally
 from ._typecheck import TypeCheck, TypeIssue
+from ._uids import uid_from_value
 
 __all__ = ["OnDuplicate", "Sync", "uid_from_value"]
 

@@ -4,6 +4,7 @@ digests mode, off, no entries for a plan, and pruning at the end of each run."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_digests_mode_keeps_no_value(client: Any) -> None:
     store = LogState()
     make_sync(client, store, change_log="digests").run([{"id": "a", "plan": "gold", "ltv": 1}])
     ((_, _, entry),) = store.logged
-    assert entry.new["plan"] is not None and entry.new["plan"].startswith("sha256:")
+    assert entry.new["plan"] is not None and json.loads(entry.new["plan"]).startswith("sha256:")
     assert "gold" not in repr(entry)
 
 

@@ -16,9 +16,10 @@ from contentstack_personalize.errors import ConfigurationError
 from contentstack_personalize.sync import Field, Partition, _load
 from contentstack_personalize.sync._control import RunControl
 from contentstack_personalize.sync._fields import InvalidCell, compile_mapping
-from contentstack_personalize.sync._load import Loader, row_problems, uid_from_value
+from contentstack_personalize.sync._load import Loader, row_problems
 from contentstack_personalize.sync._spool import Spool
 from contentstack_personalize.sync._tally import Tally
+from contentstack_personalize.sync._uids import uid_from_value
 from contentstack_personalize.sync._values import MISSING
 
 
