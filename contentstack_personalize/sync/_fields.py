@@ -311,12 +311,17 @@ class CompiledField:
     convert: Callable[[Mapping[str, Any]], Any]
 
 
-def _unexpected(value: Any, exc: Exception) -> str:
+def _error_text(exc: BaseException) -> str:
+    """``Name: message`` of an exception from user code, even when its ``__str__`` raises."""
     try:
         detail = str(exc)
     except Exception:
-        detail = ""
-    return f"{describe(value)} could not be converted ({type(exc).__name__}: {detail[:200]})"
+        detail = "<its message could not be read>"
+    return f"{type(exc).__name__}: {detail[:200]}" if detail else type(exc).__name__
+
+
+def _unexpected(value: Any, exc: Exception) -> str:
+    return f"{describe(value)} could not be converted ({_error_text(exc)})"
 
 
 class InvalidCell(Exception):
@@ -350,7 +355,7 @@ def _compile(field: Field) -> CompiledField:
             try:
                 raw = transform(raw)
             except Exception as exc:
-                raise InvalidCell(label, f"transform failed: {type(exc).__name__}: {exc}") from exc
+                raise InvalidCell(label, f"transform failed: {_error_text(exc)}") from exc
             if is_null(raw):
                 return null_result
         try:
@@ -378,7 +383,7 @@ def _compile(field: Field) -> CompiledField:
             try:
                 raw = compute(row)
             except Exception as exc:
-                raise InvalidCell(label, f"compute failed: {type(exc).__name__}: {exc}") from exc
+                raise InvalidCell(label, f"compute failed: {_error_text(exc)}") from exc
             return finish(raw)
 
     else:
@@ -459,9 +464,13 @@ def compile_mapping(
         raise ConfigurationError("mapping is empty: map at least one column to an attribute key")
     seen: dict[str, Field] = {}
     for field in fields:
+        if not isinstance(field.key, str):  # before any repr(): user objects may break it
+            raise ConfigurationError(
+                f"attribute keys are text, not {type(field.key).__name__}: "
+                "Field('plan_tier', column='plan')"
+            )
         if (
-            not isinstance(field.key, str)
-            or not ATTRIBUTE_KEY_PATTERN.fullmatch(field.key)
+            not ATTRIBUTE_KEY_PATTERN.fullmatch(field.key)
             or len(field.key) > MAX_ATTRIBUTE_KEY_LENGTH
         ):
             raise ConfigurationError(
