@@ -43,7 +43,7 @@ from ..errors import (
     SyncAbortedError,
     TransportError,
 )
-from ..state import ChangeLogMode, RunRecord, StateStore, open_state
+from ..state import ChangeEntry, ChangeLogMode, ChangeLogStore, RunRecord, StateStore, open_state
 from ._abort import AbortRule
 from ._blocking import CALLER, run_blocking
 from ._client_access import AnyClient, ClientCalls, async_twin, has_own_http_client
@@ -445,8 +445,24 @@ class Sync:
             control.stop(reason)
 
     def history(self, limit: int = 50) -> list[RunRecord]:
-        """This sync's latest runs, newest first."""
+        """This sync's latest runs, newest first (the store's ``runs`` table)."""
         return self.state.runs(self.name, limit)
+
+    def changes(
+        self, *, uid: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[ChangeEntry]:
+        """This sync's changelog, newest first: per user sent in a run, the keys, the new and
+        old values (or digests), the outcome and the API's answer (see ``change_log=``).
+
+        Example: ``for e in sync.changes(uid="user-42", limit=5): print(e.run_id, e.outcome)``
+        """
+        store: Any = self.state
+        if not isinstance(store, ChangeLogStore):
+            raise ConfigurationError(
+                f"the state store {type(store).__name__} keeps no changelog (it has no "
+                "changes()); MemoryState, SQLiteState and PostgresState do"
+            )
+        return store.changes(self.name, run_id=run_id, uid=uid, limit=limit)
 
     def reset(self) -> None:
         """Forget every user's state for this sync, and the destination it was written for:
