@@ -49,38 +49,38 @@ def sql(state: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def test_every_user_sent_is_logged_with_old_and_new_values_and_the_outcome(state: str) -> None:
     emulator = PersonalizeEmulator(seed=3, management_rate_limit=None)
-    with make_client(emulator) as client:
-        with Sync(client, match_on="user_id", mapping=MAPPING, state=state, name="s") as sync:
-            first = sync.run(rows("gold"))
-            assert_accounted(first, read=3)
-            # The second run changes u2's plan; its request is refused (a 400, not retried).
-            emulator.faults = Faults(fail_nth={1: 400}, apply_to={"edge"})
-            second = sync.run(rows("pro"))
-            assert (second.rejected, second.unchanged) == (1, 2)
-            emulator.faults = Faults()
-            third = sync.run(rows("pro"))  # sent again: it was never accepted
-            assert (third.changed, third.retried) == (1, 1)
+    client = make_client(emulator)
+    with client, Sync(client, match_on="user_id", mapping=MAPPING, state=state, name="s") as sync:
+        first = sync.run(rows("gold"))
+        assert_accounted(first, read=3)
+        # The second run changes u2's plan; its request is refused (a 400, not retried).
+        emulator.faults = Faults(fail_nth={1: 400}, apply_to={"edge"})
+        second = sync.run(rows("pro"))
+        assert (second.rejected, second.unchanged) == (1, 2)
+        emulator.faults = Faults()
+        third = sync.run(rows("pro"))  # sent again: it was never accepted
+        assert (third.changed, third.retried) == (1, 1)
 
-            logged = sync.changes()
-            assert [(e.run_id, e.uid, e.outcome) for e in logged] == [
-                (third.run_id, "u2", "changed"),
-                (second.run_id, "u2", "rejected"),
-                *[(first.run_id, uid, "added") for uid in ("u3", "u2", "u1")],
-            ]
-            changed, rejected = logged[0], logged[1]
-            assert rejected.new == changed.new == {"plan": '"pro"'}  # only the changed key
-            assert rejected.old == {"plan": '"gold"'}  # what the edge had accepted
-            assert rejected.status == 400 and rejected.error
-            # After a refusal the key's edge value is unknown (docs/guarantees.md): the log
-            # says so rather than guess.
-            assert changed.old == {"plan": None}
-            assert [e.uid for e in sync.changes(uid="u1")] == ["u1"]
-            assert [e.uid for e in sync.changes(run_id=second.run_id)] == ["u2"]
-            assert [r.run_id for r in sync.history()] == [
-                third.run_id,
-                second.run_id,
-                first.run_id,
-            ]
+        logged = sync.changes()
+        assert [(e.run_id, e.uid, e.outcome) for e in logged] == [
+            (third.run_id, "u2", "changed"),
+            (second.run_id, "u2", "rejected"),
+            *[(first.run_id, uid, "added") for uid in ("u3", "u2", "u1")],
+        ]
+        changed, rejected = logged[0], logged[1]
+        assert rejected.new == changed.new == {"plan": '"pro"'}  # only the changed key
+        assert rejected.old == {"plan": '"gold"'}  # what the edge had accepted
+        assert rejected.status == 400 and rejected.error
+        # After a refusal the key's edge value is unknown (docs/guarantees.md): the log
+        # says so rather than guess.
+        assert changed.old == {"plan": None}
+        assert [e.uid for e in sync.changes(uid="u1")] == ["u1"]
+        assert [e.uid for e in sync.changes(run_id=second.run_id)] == ["u2"]
+        assert [r.run_id for r in sync.history()] == [
+            third.run_id,
+            second.run_id,
+            first.run_id,
+        ]
     # Plain SQL: which users were refused, what was sent and what the edge had before.
     refused = sql(
         state,
