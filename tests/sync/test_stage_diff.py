@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 
 from contentstack_personalize.state import MemoryState
+from contentstack_personalize.sync import Sync
 from contentstack_personalize.sync._diff import DiffBatch, diff
 from contentstack_personalize.sync._spool import DIFF_CHUNK, Spool
+from contentstack_personalize.testing import PersonalizeEmulator
+from tests._invariants import assert_accounted
+
+from .conftest import people
 
 NAME = "sync"
 KEYS = ["plan", "ltv"]
@@ -145,3 +150,26 @@ def test_every_row_lands_in_exactly_one_part_of_its_batch() -> None:
     judged = sum(len(b.works) + len(b.duplicates) + b.unchanged for b in batches)
     assert judged == n + 1
     assert sum(len(b.duplicates) for b in batches) == 2  # u1, twice
+
+
+# Through a whole Sync against the emulator.
+
+
+def test_plan_leaves_failure_counts_alone(emulator: PersonalizeEmulator, client: Any) -> None:
+    # more failed users than one diff batch, so that a plan would have flushed a "clear"
+    sync = Sync(client, match_on="user_id", mapping={"plan": "plan"}, min_sample=10_000)
+    emulator.set_faults(outage=True)
+    assert sync.run(people(1500)).rejected == 1500
+    emulator.clear_faults()
+    failed = [
+        u
+        for u, s in sync.state.load(sync.name, [str(i) for i in range(1, 1501)]).items()
+        if s.failed_attempts
+    ]
+    assert len(failed) == 1500
+    # the users come back unchanged in the source: a plan must not clear their failures
+    with sync.plan([{"user_id": u, "plan": None} for u in failed]) as plan:
+        assert_accounted(plan, read=1500)
+    after = sync.state.load(sync.name, failed)
+    assert len(after) == 1500
+    assert all(s.failed_attempts == 1 for s in after.values())
