@@ -55,7 +55,10 @@ __all__ = [
     "user_uid_problem",
 ]
 
+#: Which API a request goes to: the clients' three, and ``oauth`` for token calls of auth/.
 Api = Literal["edge", "management", "cma", "oauth"]
+#: The APIs a client sends to (what a resource call names).
+ClientApi = Literal["edge", "management", "cma"]
 
 #: The one user agent of every request the package sends (clients, auth, alert sinks).
 USER_AGENT = f"contentstack-personalize-python/{__version__}"

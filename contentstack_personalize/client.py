@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -34,6 +34,7 @@ import httpx
 from ._config import ClientConfig, VerifyTypes, process_environ, resolve_config
 from ._http import (
     Attempt,
+    ClientApi,
     Exchange,
     ExchangeHook,
     RateLimiter,
@@ -76,7 +77,6 @@ __all__ = ["AsyncPersonalizeClient", "PersonalizeClient"]
 
 logger = logging.getLogger("contentstack_personalize.http")
 
-Api = Literal["edge", "management", "cma"]
 
 _NO_AUTH = httpx.Auth()  # the base class passes requests through untouched
 
@@ -346,7 +346,7 @@ class _ClientCore:
     def _build_request(
         self,
         http: httpx.Client | httpx.AsyncClient,
-        api: Api,
+        api: ClientApi,
         method: str,
         path: str,
         *,
@@ -402,12 +402,12 @@ class _ClientCore:
             timeout=self._config.timeout,
         )
 
-    def _auth_for(self, api: Api) -> httpx.Auth:
+    def _auth_for(self, api: ClientApi) -> httpx.Auth:
         if api == "management" and self._auth is not None:
             return self._auth
         return _NO_AUTH
 
-    def _rate_limiter(self, api: Api) -> RateLimiter | None:
+    def _rate_limiter(self, api: ClientApi) -> RateLimiter | None:
         rate = self._config.management_rate_limit
         if api != "management" or rate is None:
             return None
@@ -418,7 +418,7 @@ class _ClientCore:
 
     def _observe(
         self,
-        api: Api,
+        api: ClientApi,
         request: httpx.Request,
         response: httpx.Response | None,
         error: BaseException | None,
@@ -453,7 +453,7 @@ class _ClientCore:
         self._hooks(exchange)
 
     def _observer(
-        self, api: Api, request: httpx.Request
+        self, api: ClientApi, request: httpx.Request
     ) -> Callable[[int, Attempt, float, float, bool], None]:
         def observe(
             number: int, attempt: Attempt, started_at: float, duration: float, will_retry: bool
@@ -599,7 +599,7 @@ class PersonalizeClient(_ClientCore):
 
     def _request(
         self,
-        api: Api,
+        api: ClientApi,
         method: str,
         path: str,
         *,
@@ -644,7 +644,7 @@ class PersonalizeClient(_ClientCore):
         request = self._user_attributes_request(self._http, user_uid, body)
         self._send("edge", request).close()
 
-    def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
+    def _send(self, api: ClientApi, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)
         limiter = self._rate_limiter(api)
 
@@ -775,7 +775,7 @@ class AsyncPersonalizeClient(_ClientCore):
 
     async def _request(
         self,
-        api: Api,
+        api: ClientApi,
         method: str,
         path: str,
         *,
@@ -819,7 +819,7 @@ class AsyncPersonalizeClient(_ClientCore):
         request = self._user_attributes_request(self._http, user_uid, body)
         await (await self._send("edge", request)).aclose()
 
-    async def _send(self, api: Api, request: httpx.Request) -> httpx.Response:
+    async def _send(self, api: ClientApi, request: httpx.Request) -> httpx.Response:
         auth = self._auth_for(api)
         limiter = self._rate_limiter(api)
 

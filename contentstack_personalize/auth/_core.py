@@ -2,7 +2,7 @@
 
 A :class:`Call` describes one request; an *operation* (:data:`Op`) is a generator that checks
 its arguments, yields calls, receives their answers and returns the result (an ``AuthToken``,
-an ``OAuth``) or raises the typed error. :func:`run_sync` and :func:`run_async` run an operation
+an ``OAuth``) or raises the typed error. :func:`run_blocking` and :func:`run_async` run an operation
 over a blocking or an async httpx client: they are the only code that differs between
 ``login`` and ``alogin``. Both send through the package's one request pipeline
 (:func:`~contentstack_personalize._http.send_with_retries` and its async twin): ``AUTH_RETRY``
@@ -35,7 +35,7 @@ from .._http import (
 from ..errors import ConfigurationError
 from ._secrets import LOG, encoded_forms, redacted_repr, transport_error
 
-__all__ = ["Call", "Op", "run_async", "run_sync"]
+__all__ = ["Call", "Op", "run_async", "run_blocking"]
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ Op = Generator[Call, httpx.Response, T]
 """A credential operation: yields :class:`Call` s, receives their answers, returns ``T``."""
 
 
-def run_sync(
+def run_blocking(
     op: Op[T],
     *,
     http_client: httpx.Client | None = None,
@@ -71,7 +71,7 @@ def run_sync(
 
     Example::
 
-        token = run_sync(login_op("me@example.com", password, base=cma), timeout=10)
+        token = run_blocking(login_op("me@example.com", password, base=cma), timeout=10)
     """
     try:
         call = next(op)
@@ -101,7 +101,7 @@ async def run_async(
     retry: RetryPolicy | None = None,
     on_exchange: ExchangeHook | None = None,
 ) -> T:
-    """Run ``op`` with async I/O (the same operation :func:`run_sync` runs).
+    """Run ``op`` with async I/O (the same operation :func:`run_blocking` runs).
 
     Example::
 

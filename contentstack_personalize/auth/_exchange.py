@@ -13,7 +13,7 @@ import httpx
 from .._http import USER_AGENT, ExchangeHook, RetryPolicy
 from ..errors import AuthenticationError, ConfigurationError
 from ..regions import Region
-from ._core import Call, Op, run_async, run_sync
+from ._core import Call, Op, run_async, run_blocking
 from ._oauth import OAuth, oauth_from_tokens, token_endpoint
 from ._secrets import clean_secret, json_object, safe_error
 from ._tokens import OAuthTokens, OnRefresh
@@ -73,7 +73,7 @@ def exchange_op(
 
     Example::
 
-        oauth = run_sync(exchange_op(code=code, client_id="c", app_id="a",
+        oauth = run_blocking(exchange_op(code=code, client_id="c", app_id="a",
                                      redirect_uri="http://localhost/cb", code_verifier=v))
     """
     url = token_endpoint(region, token_url)
@@ -152,7 +152,7 @@ def exchange_code(
         token_url=token_url,
         on_refresh=on_refresh,
     )
-    return run_sync(
+    return run_blocking(
         op,
         http_client=http_client,
         transport=transport,

@@ -11,7 +11,7 @@ import httpx
 from .._http import USER_AGENT, ExchangeHook, RetryPolicy
 from ..errors import AuthenticationError, ConfigurationError
 from ..regions import Region
-from ._core import Call, Op, run_async, run_sync
+from ._core import Call, Op, run_async, run_blocking
 from ._secrets import base_url, clean_secret, json_object, safe_error
 from ._tokens import AuthToken
 
@@ -53,7 +53,7 @@ def login_op(
 
     Example::
 
-        token = run_sync(login_op("me@example.com", password, region="eu"))
+        token = run_blocking(login_op("me@example.com", password, region="eu"))
     """
     request = _login_request(email, password, tfa_token, _cma_base(region, cma_url))
     secrets = (password, tfa_token)
@@ -86,7 +86,7 @@ def logout_op(
 
     Example::
 
-        run_sync(logout_op(token, region="eu"))
+        run_blocking(logout_op(token, region="eu"))
     """
     if not isinstance(token, AuthToken):
         raise ConfigurationError("logout needs the AuthToken that login() returned")
@@ -140,7 +140,7 @@ def login(
         region=region,
         cma_url=cma_url,
     )
-    return run_sync(
+    return run_blocking(
         op,
         http_client=http_client,
         transport=transport,
@@ -210,7 +210,7 @@ def logout(
             logout(auth)
     """
     op = logout_op(token, region=region, cma_url=cma_url)
-    run_sync(op, http_client=http_client, transport=transport, timeout=timeout)
+    run_blocking(op, http_client=http_client, transport=transport, timeout=timeout)
 
 
 async def alogout(

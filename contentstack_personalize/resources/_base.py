@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from ._core import AsyncRequester, Op, Requester, run_async, run_sync
+from ._core import AsyncRequester, Op, Requester, run_async, run_blocking
 
 T = TypeVar("T")
 
 
-class SyncResource:
+class BlockingResource:
     """A resource of a :class:`~contentstack_personalize.PersonalizeClient`."""
 
     def __init__(self, client: Requester) -> None:
         self._client = client
 
     def _run(self, op: Op[T]) -> T:
-        return run_sync(self._client, op)
+        return run_blocking(self._client, op)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"

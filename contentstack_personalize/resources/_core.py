@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Mapping
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import attrs
 import httpx
 
+from .._http import ClientApi
 from .._types import NOT_GIVEN
 from ..errors import APIStatusError, ValidationError
 
@@ -33,19 +34,17 @@ __all__ = [
     "json_body",
     "path_uid",
     "run_async",
-    "run_sync",
+    "run_blocking",
 ]
 
 T = TypeVar("T")
-
-Api = Literal["edge", "management", "cma"]
 
 
 @attrs.frozen(kw_only=True)
 class Call:
     """One request: which API, the method and path, and what goes with them."""
 
-    api: Api
+    api: ClientApi
     method: str
     path: str
     json: Any = NOT_GIVEN
@@ -75,7 +74,7 @@ class AsyncRequester(Protocol):
         ...
 
 
-def run_sync(client: Requester, op: Op[T]) -> T:
+def run_blocking(client: Requester, op: Op[T]) -> T:
     """Run ``op`` with blocking I/O."""
     try:
         call = next(op)

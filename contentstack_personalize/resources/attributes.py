@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from .._types import NOT_GIVEN, NotGiven
 from ..models import Attribute
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncAttributes", "Attributes"]
 
 
-class Attributes(SyncResource):
+class Attributes(BlockingResource):
     """Custom and preset attributes, reached as ``client.attributes``.
 
     Example::

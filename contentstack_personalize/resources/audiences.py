@@ -18,12 +18,12 @@ from .._types import NOT_GIVEN, NotGiven
 from ..models import Audience
 from ..rules import MembershipEncoding, RuleCombination
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncAudiences", "Audiences"]
 
 
-class Audiences(SyncResource):
+class Audiences(BlockingResource):
     """Audiences, reached as ``client.audiences``. Those synced from Lytics are read-only
     (``Audience.is_read_only``).
 

@@ -12,12 +12,12 @@ import builtins
 from .._types import NOT_GIVEN, NotGiven
 from ..models import Event
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncEvents", "Events"]
 
 
-class Events(SyncResource):
+class Events(BlockingResource):
     """Events (Management API), reached as ``client.events``.
 
     Example::

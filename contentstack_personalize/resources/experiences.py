@@ -12,12 +12,12 @@ import builtins
 
 from ..models import Experience
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncExperiences", "Experiences"]
 
 
-class Experiences(SyncResource):
+class Experiences(BlockingResource):
     """Experiences (read-only here), reached as ``client.experiences``.
 
     Example::

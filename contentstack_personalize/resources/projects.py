@@ -13,12 +13,12 @@ import builtins
 
 from ..models import Project
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncProjects", "Projects"]
 
 
-class Projects(SyncResource):
+class Projects(BlockingResource):
     """Projects of the organization, reached as ``client.projects``.
 
     Example::

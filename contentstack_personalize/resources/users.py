@@ -14,12 +14,12 @@ from typing import Any
 
 from ..models import Manifest, TrackedEvent
 from . import _ops
-from ._base import AsyncResource, SyncResource
+from ._base import AsyncResource, BlockingResource
 
 __all__ = ["AsyncUsers", "Users"]
 
 
-class Users(SyncResource):
+class Users(BlockingResource):
     """Personalize users on the Edge API, reached as ``client.users``.
 
     Example::

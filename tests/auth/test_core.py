@@ -17,7 +17,7 @@ import pytest
 
 from contentstack_personalize._http import AUTH_RETRY, Exchange
 from contentstack_personalize.auth import AuthToken, OAuth
-from contentstack_personalize.auth._core import Call, Op, run_async, run_sync
+from contentstack_personalize.auth._core import Call, Op, run_async, run_blocking
 from contentstack_personalize.auth._exchange import exchange_op
 from contentstack_personalize.auth._login import login_op, logout_op
 from contentstack_personalize.errors import ConfigurationError
@@ -80,7 +80,7 @@ def run_driver(driver: str, make_op: Callable[[], Op[Any]], answers: list[Answer
     handler = _scripted(answers, sent)
     try:
         if driver == "sync":
-            value = run_sync(
+            value = run_blocking(
                 make_op(),
                 transport=httpx.MockTransport(handler),
                 retry=NO_WAIT,
@@ -282,7 +282,7 @@ def test_a_refused_argument_sends_nothing(driver: str) -> None:
 async def test_client_and_transport_together_are_refused_by_both_drivers() -> None:
     transport = httpx.MockTransport(lambda request: login_ok())
     with httpx.Client() as client, pytest.raises(ConfigurationError, match="not both"):
-        run_sync(_login(), http_client=client, transport=transport)
+        run_blocking(_login(), http_client=client, transport=transport)
     async with httpx.AsyncClient() as aclient:
         with pytest.raises(ConfigurationError, match="not both"):
             await run_async(_login(), http_client=aclient, transport=transport)
@@ -305,11 +305,11 @@ async def test_a_driver_closes_the_client_it_made_and_leaves_yours_open() -> Non
         return login_ok()
 
     own = ClosingTransport(handler)
-    run_sync(_login(), transport=own)
+    run_blocking(_login(), transport=own)
     await run_async(_login(), transport=own)
     assert own.closed == 2
     with httpx.Client(transport=ClosingTransport(handler)) as client:
-        run_sync(_login(), http_client=client)
+        run_blocking(_login(), http_client=client)
         assert not client.is_closed
     async with httpx.AsyncClient(transport=ClosingTransport(handler)) as aclient:
         await run_async(_login(), http_client=aclient)
@@ -325,7 +325,7 @@ def test_a_broken_exchange_hook_is_logged_not_raised(
 
     transport = httpx.MockTransport(lambda request: login_ok())
     if driver == "sync":
-        token = run_sync(_login(), transport=transport, on_exchange=broken)
+        token = run_blocking(_login(), transport=transport, on_exchange=broken)
     else:
         token = asyncio.run(run_async(_login(), transport=transport, on_exchange=broken))
     assert token.token == AUTHTOKEN
