@@ -690,16 +690,10 @@ def status_error(response: httpx.Response, attempts: int) -> APIStatusError:
     error = error_from_response(response, attempts=attempts)
     location = response.headers.get("location")
     if 300 <= response.status_code < 400 and location:
-        error = type(error)(
-            f"the server redirects to {location} (HTTP {response.status_code}); redirects are "
-            "not followed: point the client's URL (edge_url=, management_url=) there instead",
-            status_code=error.status_code,
-            code=error.code,
-            field_errors=error.field_errors,
-            request_id=error.request_id,
-            request=error.request,
-            response=error.response,
-            body=error.body,
+        error = error._rebuilt(
+            message=f"the server redirects to {location} (HTTP {response.status_code}); "
+            "redirects are not followed: point the client's URL (edge_url=, management_url=) "
+            "there instead",
             attempts=attempts,
         )
     return error

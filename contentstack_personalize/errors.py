@@ -174,6 +174,27 @@ class APIStatusError(PersonalizeError):
         self.attempts = attempts
         super().__init__(self._render())
 
+    def _rebuilt(
+        self,
+        cls: type[APIStatusError] | None = None,
+        *,
+        message: str | None = None,
+        attempts: int | None = None,
+    ) -> APIStatusError:
+        """The same answer as another error class, message or attempt count (everything else
+        kept), e.g. a refused token refresh as an :class:`AuthenticationError`."""
+        return (cls or type(self))(
+            self.message if message is None else message,
+            status_code=self.status_code,
+            code=self.code,
+            field_errors=self.field_errors,
+            request_id=self.request_id,
+            request=self.request,
+            response=self.response,
+            body=self.body,
+            attempts=self.attempts if attempts is None else attempts,
+        )
+
     def _render(self) -> str:
         parts = [f"{self.status_code}"]
         if self.code:

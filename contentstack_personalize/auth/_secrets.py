@@ -155,17 +155,7 @@ def safe_error(
     # endpoint chose (400 invalid_grant is usual). Rate limits and 5xx stay what they are:
     # those are transient and a retry may succeed.
     if as_auth_error and not isinstance(error, (AuthenticationError, RateLimitError, ServerError)):
-        error = AuthenticationError(
-            error.message,
-            status_code=error.status_code,
-            code=error.code,
-            field_errors=error.field_errors,
-            request_id=error.request_id,
-            request=error.request,
-            response=error.response,
-            body=error.body,
-            attempts=error.attempts,
-        )
+        error = error._rebuilt(AuthenticationError)
     return error
 
 
