@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -43,16 +44,23 @@ def value_digest(canonical: str | None) -> str | None:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def _known_values(values: Mapping[str, str | None]) -> Mapping[str, str | None]:
+    """``old`` keeps the keys whose value was known (``None``, unknown, is left out)."""
+    if all(v is not None for v in values.values()):
+        return values
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @attrs.frozen
 class ChangeEntry:
     """One user in one run's change log (the ``changes`` table of SQL stores).
 
-    ``new`` maps each key sent to the canonical JSON sent; ``old`` maps the same keys to what
-    the state held before the run (canonical JSON, or ``None`` when the key was absent or its
-    edge value unknown). In ``digests`` mode both hold :func:`value_digest` of the values.
+    ``new`` maps each key sent to the canonical JSON sent; ``old`` maps those of the same keys
+    whose value the state knew before the run to that canonical JSON (a key absent from ``old``
+    was new, or its edge value unknown). In ``digests`` mode both hold the JSON text of
+    :func:`value_digest` of the values.
     ``status``/``error`` are the API's answer for a rejected user. ``run_id`` and ``time`` are
-    filled when read back from a store; read back, an ``old`` value of ``None`` means nothing was
-    known (the key was absent, its edge value unknown, or an accepted null).
+    filled when read back from a store.
 
     Example::
 
@@ -65,7 +73,7 @@ class ChangeEntry:
         validator=attrs.validators.in_(("added", "changed", "rejected"))
     )
     new: Mapping[str, str | None]
-    old: Mapping[str, str | None] = attrs.field(factory=dict)
+    old: Mapping[str, str | None] = attrs.field(factory=dict, converter=_known_values)
     status: int | None = None
     error: str | None = None
     run_id: str | None = None
@@ -88,13 +96,21 @@ class ChangeEntry:
     def columns(self) -> tuple[str, str, str, str, str, int | None, str | None]:
         """``(uid, outcome, keys, new_values, old_values, status, error)`` as SQL stores keep
         them: ``keys`` a JSON list, the values JSON objects holding the values themselves (so
-        ``new_values->>'plan'`` reads in SQL), built without parsing the canonical texts."""
+        ``new_values->>'plan'`` reads in SQL; ``old_values`` only the keys whose value was
+        known), built from the canonical texts without parsing them: this runs once per user
+        sent, on the commit thread."""
+        keys = sorted(self.new)
+        names = _json_names(keys)
+        new = self.new
+        pairs = zip(names, keys, strict=True)
+        known = sorted((k, v) for k, v in self.old.items() if v is not None)
+        old_names = _json_names([k for k, _ in known])
         return (
             self.uid,
             self.outcome,
-            json.dumps(self.keys, ensure_ascii=False, separators=(",", ":")),
-            _json_object(self.new),
-            _json_object(self.old),
+            "[" + ",".join(names) + "]",
+            "{" + ",".join([f"{n}:{_text(new[k])}" for n, k in pairs]) + "}",
+            "{" + ",".join([f"{n}:{v}" for n, (_, v) in zip(old_names, known, strict=True)]) + "}",
             self.status,
             self.error,
         )
@@ -108,7 +124,7 @@ class ChangeEntry:
             uid=uid,
             outcome=outcome,
             new=_canonical_values(new, null="null"),
-            old=_canonical_values(old, null=None),
+            old=_canonical_values(old, null="null"),
             status=status,
             error=error,
             run_id=run_id,
@@ -121,17 +137,23 @@ def _digest_text(canonical: str | None) -> str | None:
     return None if digest is None else json.dumps(digest)
 
 
-def _json_object(values: Mapping[str, str | None]) -> str:
-    parts = [
-        json.dumps(key, ensure_ascii=False) + ":" + ("null" if text is None else text)
-        for key, text in sorted(values.items())
-    ]
-    return "{" + ",".join(parts) + "}"
+#: Attribute keys as the engine sends them need no JSON escaping (docs/sync.md, keys).
+_PLAIN_KEYS = re.compile(r"[A-Za-z0-9_]*")
+
+
+def _json_names(keys: Sequence[str]) -> list[str]:
+    """The keys as JSON strings: quoted as they are when they are plain (one regex for all)."""
+    if _PLAIN_KEYS.fullmatch("".join(keys)):
+        return ['"' + key + '"' for key in keys]
+    return [json.dumps(key, ensure_ascii=False) for key in keys]
+
+
+def _text(canonical: str | None) -> str:
+    return "null" if canonical is None else canonical
 
 
 def _canonical_values(column: Any, null: str | None) -> dict[str, str | None]:
-    # A JSON null read back is a null sent in ``new``; in ``old`` it is "nothing known" (the key
-    # was absent or its edge value unknown, or an accepted null: the log does not tell apart).
+    # A JSON null read back is a null sent (in ``new``) or accepted (in ``old``).
     data = json.loads(column) if isinstance(column, (str, bytes)) else column
     return {str(key): null if value is None else canonical(value) for key, value in data.items()}
 

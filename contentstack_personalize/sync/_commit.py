@@ -51,19 +51,21 @@ class _Batch:
 def change_entry(
     work: Work, *, ok: bool, error: PersonalizeError | None = None, reason: str | None = None
 ) -> ChangeEntry:
-    """The change-log entry of one settled user: what was sent, what the state held before."""
-    old = {key: work.old_state.get(key) for key in work.changed}
+    """The change-log entry of one settled user: what was sent, and of the same keys what the
+    state held before (the keys whose value was known: a new user has none)."""
+    before = work.old_state
+    old = {} if not before else {k: v for k in work.changed if (v := before.get(k)) is not None}
     if ok:
         return ChangeEntry(
             uid=work.uid,
             outcome="added" if work.first_time else "changed",
-            new=dict(work.changed),
+            new=work.changed,
             old=old,
         )
     return ChangeEntry(
         uid=work.uid,
         outcome="rejected",
-        new=dict(work.changed),
+        new=work.changed,
         old=old,
         status=error.status_code if isinstance(error, APIStatusError) else None,
         error=reason,

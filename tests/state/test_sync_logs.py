@@ -72,8 +72,8 @@ def test_every_user_sent_is_logged_with_old_and_new_values_and_the_outcome(state
         assert rejected.old == {"plan": '"gold"'}  # what the edge had accepted
         assert rejected.status == 400 and rejected.error
         # After a refusal the key's edge value is unknown (docs/guarantees.md): the log
-        # says so rather than guess.
-        assert changed.old == {"plan": None}
+        # keeps no old value rather than guess.
+        assert changed.old == {}
         assert [e.uid for e in sync.changes(uid="u1")] == ["u1"]
         assert [e.uid for e in sync.changes(run_id=second.run_id)] == ["u2"]
         assert [r.run_id for r in sync.history()] == [

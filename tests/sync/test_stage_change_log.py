@@ -86,7 +86,7 @@ def test_each_user_sent_is_logged_with_the_values_before(client: Any) -> None:
         (second.run_id, "b", "rejected"),
     ]
     added, changed, rejected = (entry for _, _, entry in store.logged)
-    assert (added.new, added.old) == ({"plan": '"gold"', "ltv": "1"}, {"plan": None, "ltv": None})
+    assert (added.new, added.old) == ({"plan": '"gold"', "ltv": "1"}, {})
     assert (changed.new, changed.old) == ({"plan": '"silver"'}, {"plan": '"gold"'})
     assert (rejected.status, rejected.error) == (422, "422 value too long")
 
