@@ -34,10 +34,14 @@ def case(n: int, state: str, changed_every: int, change_log: str = "values") -> 
     from contentstack_personalize.sync import Sync
 
     logging.basicConfig(level=logging.ERROR)
+    # BENCH_EDGE_URL: send for real over HTTP (the built-in sender) to a server there.
+    edge_url = os.environ.get("BENCH_EDGE_URL")
     client = PersonalizeClient(
-        "000000000000000000000000", edge_url="http://127.0.0.1:9/edge", read_env=False
+        os.environ.get("BENCH_PROJECT_UID", "000000000000000000000000"),
+        edge_url=edge_url or "http://127.0.0.1:9/edge",
+        read_env=False,
     )
-    sender = NullSender()
+    sender = None if edge_url else NullSender()
     sync = Sync(
         client,
         match_on="user_id",

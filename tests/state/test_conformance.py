@@ -290,6 +290,14 @@ def test_change_log_round_trips_values_exactly(store: Any) -> None:
             status=422,
             error="422 INVALID: plan is not one of gold, pro",
         ),
+        ChangeEntry(  # what COPY's text format and SQL quoting must escape
+            uid='u\\4\t"x"',
+            outcome="rejected",
+            new=sent(note='a\\b\n"c"\t\r', plan="\\N"),
+            old=sent(note="\\."),
+            status=None,
+            error="line one\nline two\t\\ end",
+        ),
     ]
     store.log_changes("s", "run-1", entries)
     got = {entry.uid: entry for entry in store.changes("s", run_id="run-1")}
