@@ -10,6 +10,7 @@ Cases alternate (off, values, off, values, ...) so the machine's load drifts eve
 each case runs in its own process with a fresh state.
 
     .venv/bin/python benchmarks/change_log.py [--rows 200000] [--repeat 2] [--senders instant,http]
+        [--latency 0.02]
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from state_stores import run_case
 
 
 @contextlib.contextmanager
-def sending(kind: str) -> Iterator[None]:
-    """``instant``: the benchmark's null sender; ``http``: a loopback server in another process."""
+def sending(kind: str, latency: float) -> Iterator[None]:
+    """``instant``: the benchmark's null sender; ``http``: a loopback server in another process
+    answering after ``latency`` seconds."""
     if kind == "instant":
         yield
         return
-    with emulator_process(minimal=True) as server:
+    with emulator_process(latency, minimal=True) as server:
         os.environ["BENCH_EDGE_URL"] = server.edge_url
         os.environ["BENCH_PROJECT_UID"] = server.project_uid
         try:
@@ -46,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--senders", default="instant,http")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer (http)")
     args = parser.parse_args()
 
     from tests.state._pgserver import postgres_server
@@ -54,9 +57,12 @@ def main() -> None:
     lines = [("sender", "store", "run", "off s", "values s", "values / off", "rows logged")]
     with tempfile.TemporaryDirectory() as tmp, postgres_server(durable=True) as server:
         for kind in args.senders.split(","):
-            with sending(kind):
+            with sending(kind, args.latency):
                 measure(kind, n, args.repeat, tmp, server.url, lines)
-    print(f"\nThe changelog's cost: {n:,} rows, median of {args.repeat}\n")
+    print(
+        f"\nThe changelog's cost: {n:,} rows, median of {args.repeat}, "
+        f"server latency {args.latency * 1000:g} ms (http)\n"
+    )
     print(table(lines))
     print("\ntarget: a few percent at most")
 
