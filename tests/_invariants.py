@@ -27,9 +27,7 @@ def _counts(result: Any) -> dict[str, int]:
     return counts
 
 
-def assert_accounted(
-    result: Any, *, read: int | None = None, not_sent_listed: bool = False
-) -> None:
+def assert_accounted(result: Any, *, read: int | None = None) -> None:
     """Assert that ``result`` accounts for every row it read.
 
     ``result`` is a :class:`~contentstack_personalize.sync.SyncResult`, a
@@ -39,14 +37,13 @@ def assert_accounted(
 
     - ``read == invalid + unchanged + added + changed + rejected + not_sent``, each count >= 0;
     - ``retried <= added + changed + rejected`` (it counts users sent this run);
-    - ``len(invalid_rows) == invalid`` and one ``"rejected"`` issue per rejected row, unless
+    - ``len(invalid_rows) == invalid``, one ``"rejected"`` issue per rejected row and one
+      ``"not_sent"`` issue per row not sent (with the reason it was not), unless
       ``issues_truncated`` (then no more than the counts);
     - every issue has a reason and the kind of its list, and no row has two issues;
     - a plan neither rejects nor leaves anything unsent.
 
-    ``read=`` also checks how many rows were read. Rows that never reached the send stage
-    before an abort are counted ``not_sent`` without an issue; ``not_sent_listed=True`` asserts
-    that every ``not_sent`` row has its issue (a run stopped while sending, not while reading).
+    ``read=`` also checks how many rows were read.
     """
     counts = _counts(result)
     buckets = sum(counts[name] for name in BUCKETS)
@@ -82,5 +79,4 @@ def assert_accounted(
     if not truncated:
         assert len(invalid_rows) == counts["invalid"], (len(invalid_rows), counts)
         assert rejected == counts["rejected"], (rejected, counts)
-        if not_sent_listed:
-            assert not_sent == counts["not_sent"], (not_sent, counts)
+        assert not_sent == counts["not_sent"], (not_sent, counts)

@@ -26,6 +26,7 @@ from contentstack_personalize.sync import (
     partition_of,
 )
 from contentstack_personalize.testing import PersonalizeEmulator
+from tests._invariants import assert_accounted
 
 N = 600
 PARTS = 3
@@ -124,6 +125,7 @@ def test_a_reexecuted_partition_neither_loses_nor_double_counts(
         result = run.finish([again, other])  # the engine keeps the last attempt's result
     assert first.added == len(mine) and again.unchanged == len(mine)
     assert result.read == N and result.added + result.unchanged == N
+    assert_accounted(result)
     assert len(emulator.users()) == N
 
 
@@ -186,3 +188,4 @@ def test_finish_keeps_one_result_per_partition(emulator: PersonalizeEmulator) ->
         again = sync.run(rows()[:100], partition=run.partition(0))
         result = run.finish([first, again])  # both attempts handed over, the last one last
     assert result.read == 100 and result.unchanged == 100
+    assert_accounted(result)

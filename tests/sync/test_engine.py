@@ -23,6 +23,7 @@ from contentstack_personalize.sync import (
     Sync,
 )
 from contentstack_personalize.testing import PersonalizeEmulator
+from tests._invariants import assert_accounted
 
 from .conftest import make_async_client, make_client, patches, people
 
@@ -163,15 +164,7 @@ class TestFailures:
         assert result.status == "aborted" and "NotFoundError" in (result.error or "")
         assert result.read == 200 and result.added == 0
         assert result.not_sent == 200
-        # counts add up: every row accounted for
-        assert result.read == (
-            result.invalid
-            + result.unchanged
-            + result.added
-            + result.changed
-            + result.rejected
-            + result.not_sent
-        )
+        assert_accounted(result, read=200)  # every row accounted for, each not-sent one listed
         assert sync.history()[0].status == "aborted"
 
     def test_rejection_ratio_aborts(self, emulator: PersonalizeEmulator) -> None:

@@ -31,6 +31,7 @@ from contentstack_personalize import (
 from contentstack_personalize.sync import MemoryState, SQLiteState, Sync
 from contentstack_personalize.sync._control import LockKeeper
 from contentstack_personalize.testing import PersonalizeEmulator
+from tests._invariants import assert_accounted
 from tests.sync.conftest import make_client, patches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,6 +279,7 @@ def test_sync_stop_stops_gracefully_and_commits(emulator: PersonalizeEmulator) -
     assert result.status == "aborted" and "Sync.stop()" in (result.error or "")
     assert 0 < result.added < 400
     assert result.added + result.not_sent == 400
+    assert_accounted(result, read=400)
     accepted = [
         s for s in store.load("users", [f"u{i}" for i in range(400)]).values() if s.accepted
     ]
@@ -298,6 +300,7 @@ def test_requests_still_in_flight_after_the_grace_period_are_cancelled(
         result = sync.run(plans("free", 50))
     assert result.status == "aborted"
     assert result.read == 50 == result.not_sent
+    assert_accounted(result)
     cancelled = [i for i in result.rejected_rows if "cancelled in flight" in i.reason]
     assert len(cancelled) == 4  # the requests in flight, accounted and left unknown
     assert all(s.unknown_keys == ["plan"] for s in store.load("users", ["u0", "u1"]).values())
@@ -361,6 +364,7 @@ def test_a_refused_connection_stops_the_run_after_a_few_requests(tmp_path: Path)
     assert f"cannot reach the Edge API at {url}: it refuses connections" in (result.error or "")
     assert result.requests <= 2 * 4  # the first wave of requests, not 500 failures
     assert result.read == 500 == result.rejected + result.not_sent
+    assert_accounted(result)
 
 
 # -- destination -------------------------------------------------------------------------------
