@@ -38,12 +38,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from html import escape
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import attrs
 
 from . import _html
-from ._http import REDACTED, Exchange, redact_headers, scrub
+from ._http import REDACTED, Exchange, ExchangeHook, redact_headers, scrub
 from ._optional import require_pandas
 from .errors import ConfigurationError
 from .state import ExchangeStore
@@ -180,6 +180,14 @@ class DebugRecord:
 def _sample_key_fraction(seed: int, key: str) -> float:
     digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+class Observable(Protocol):
+    """What a debugger attaches to: a client that calls hooks with each exchange."""
+
+    def add_exchange_hook(self, hook: ExchangeHook) -> None: ...
+
+    def remove_exchange_hook(self, hook: ExchangeHook) -> None: ...
 
 
 class Debugger:
@@ -417,11 +425,11 @@ class Debugger:
     @contextlib.contextmanager
     def attach(
         self,
-        client: Any,
+        client: Observable,
         *,
         sync_name: str | None = None,
         run_id: str | None = None,
-        store: Any = None,
+        store: object = None,
     ) -> Iterator[Debugger]:
         """Record ``client``'s exchanges inside a ``with`` block.
 
@@ -429,6 +437,9 @@ class Debugger:
         ``persist=True`` and ``store`` is given, the records held for this run are saved in the
         store and stored exchanges older than ``retention_days`` are pruned. Persisting never
         raises: a failure is logged, because the run's outcome matters more.
+
+        ``client`` is anything with ``add_exchange_hook``/``remove_exchange_hook`` (both
+        clients); ``store`` an :class:`~contentstack_personalize.state.ExchangeStore`.
 
         Example::
 
