@@ -35,6 +35,7 @@ __all__ = ["CLEAR_BATCH", "Committer", "change_entry"]
 CLEAR_BATCH = 500
 
 _Ack = tuple[str, dict[str, str | None]]
+_Settled = tuple[Work, PersonalizeError | None, str | None]
 
 
 @attrs.define
@@ -42,7 +43,8 @@ class _Batch:
     acks: list[_Ack] = attrs.field(factory=list)
     failures: list[tuple[str, str]] = attrs.field(factory=list)
     clears: list[str] = attrs.field(factory=list)
-    changes: list[ChangeEntry] = attrs.field(factory=list)
+    #: The settled users to log: ``(work, error, reason)``, ``reason`` None when acknowledged.
+    changes: list[_Settled] = attrs.field(factory=list)
 
     def settled(self) -> int:
         return len(self.acks) + len(self.failures)
@@ -54,7 +56,7 @@ def change_entry(
     """The change-log entry of one settled user: what was sent, and of the same keys what the
     state held before (the keys whose value was known: a new user has none)."""
     before = work.old_state
-    old = {} if not before else {k: v for k in work.changed if (v := before.get(k)) is not None}
+    old = {k: before[k] for k in work.changed if k in before}  # unknown (None) values: dropped
     if ok:
         return ChangeEntry(
             uid=work.uid,
@@ -128,7 +130,7 @@ class Committer:
         buffer = self._buffer
         buffer.acks.append((work.uid, work.new_state))
         if self.change_log is not None:
-            buffer.changes.append(change_entry(work, ok=True))
+            buffer.changes.append((work, None, None))
         self._maybe_flush()
 
     def failed(self, work: Work, error: PersonalizeError | None, reason: str) -> None:
@@ -136,7 +138,7 @@ class Committer:
         buffer = self._buffer
         buffer.failures.append((work.uid, reason[:1000]))
         if self.change_log is not None:
-            buffer.changes.append(change_entry(work, ok=False, error=error, reason=reason[:1000]))
+            buffer.changes.append((work, error, reason[:1000]))
         self._maybe_flush()
 
     def clear(self, uids: Sequence[str]) -> None:
@@ -157,7 +159,11 @@ class Committer:
         if batch.clears:
             store.clear_failures(name, batch.clears)
         if batch.changes and self.change_log is not None:
-            entries = batch.changes
+            # Built here, on the commit thread, not on the event loop as each answer settles.
+            entries = [
+                change_entry(work, ok=reason is None, error=error, reason=reason)
+                for work, error, reason in batch.changes
+            ]
             if self._digests:
                 entries = [entry.digested() for entry in entries]
             self.change_log.log_changes(name, self.run_id, entries)
